@@ -1,0 +1,49 @@
+"""The `acetune` command: a typer app with one module per subcommand group."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from acetune import __version__
+from acetune.cli import model_cmd
+from acetune.errors import AcetuneError
+
+app = typer.Typer(name="acetune", help="Fine-tune ACE-Step 1.5 music models.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+app.add_typer(model_cmd.app, name="model")
+
+
+@app.callback(invoke_without_command=True)
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; a user-fixable `AcetuneError` prints its message (no traceback) and exits 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except AcetuneError as err:
+        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, markup=True)
+        return 2
+    except typer.Exit as done:
+        return done.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        Console(stderr=True).print("aborted")
+        return 130
+    except Exception as err:  # click usage errors carry their own exit code and message
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            return err.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

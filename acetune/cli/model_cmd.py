@@ -1,0 +1,67 @@
+"""`acetune model ...`: inspect checkpoints and make tiny demo models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from acetune.errors import ModelLoadError
+from acetune.model import NAMED, write_tiny_checkpoint
+from acetune.model.summary import summarize_checkpoint
+
+app = typer.Typer(help="Inspect ACE-Step checkpoints.", no_args_is_help=True)
+
+
+def _size(num_bytes: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if num_bytes < 1000 or unit == "GB":
+            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.2f} {unit}"
+        num_bytes /= 1000
+    raise AssertionError("unreachable")
+
+
+@app.command("info")
+def info(
+    path: str = typer.Argument(..., help="Checkpoint folder or Hub repo id (e.g. ACE-Step/Ace-Step1.5)."),
+    variant: str = typer.Option(None, help="Name the variant of a fine-tune whose config does not say it."),
+    strict: bool = typer.Option(True, help="Fail (exit 2) when keys or shapes differ from the architecture."),
+) -> None:
+    """Variant, parameters per component, file dtype, strict key check and sizes — headers only, fast."""
+    s = summarize_checkpoint(path, variant)
+    console = Console()
+    console.print(f"[bold]{s.folder}[/]")
+    console.print(f"variant: [bold]{s.variant.name}[/] ({s.variant.evidence})")
+    cfg = s.config
+    console.print(f"decoder: width {cfg.hidden_size}, {cfg.num_hidden_layers} layers, {cfg.num_attention_heads} heads "
+                  f"/ {cfg.num_key_value_heads} kv x {cfg.head_dim}; condition width {cfg.condition_hidden_size}; "
+                  f"sliding window {cfg.sliding_window}; timestep mu {cfg.timestep_mu}, sigma {cfg.timestep_sigma}")
+    table = Table("component", "parameters", "share")
+    for part, count in s.parameters.items():
+        table.add_row(part, f"{count:,}", f"{100 * count / max(s.total_parameters, 1):.1f} %")
+    table.add_row("[bold]total[/]", f"[bold]{s.total_parameters:,}[/]", "")
+    console.print(table)
+    dtypes = ", ".join(f"{d} x{n}" for d, n in sorted(s.file_dtypes.items()))
+    files = ", ".join(f"{name} ({_size(size)})" for name, size in s.weight_files)
+    console.print(f"weights: {files}; tensor dtypes: {dtypes}")
+    console.print(f"silence latent: {s.silence_frames} frames" if s.silence_frames else "silence latent: absent")
+    status = "[green]ok[/]" if s.keys.ok else "[red]MISMATCH[/]"
+    console.print(f"strict key check: {status} — {s.keys.describe()}")
+    if strict and not s.keys.ok:
+        raise ModelLoadError("the weights do not match the architecture in config.json (see above)", path=s.folder)
+
+
+@app.command("make-tiny")
+def make_tiny(
+    out: Path = typer.Argument(..., help="Folder to create (official layout)."),
+    config: str = typer.Option("tiny", help=f"Named config: {', '.join(n for n in NAMED if n not in ('2b', 'xl'))}."),
+    seed: int = typer.Option(0, help="Weight seed."),
+    overwrite: bool = typer.Option(False, help="Replace an existing folder."),
+) -> None:
+    """Write a tiny random ACE-Step checkpoint (for trying acetune without the real weights)."""
+    if config in ("2b", "xl"):
+        raise typer.BadParameter("full-size configs are not tiny; use tiny, tiny-base, tiny-xl or small")
+    folder = write_tiny_checkpoint(out, config, seed, overwrite=overwrite)
+    Console().print(f"wrote {config} checkpoint to [bold]{folder}[/]")

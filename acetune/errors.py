@@ -1,0 +1,32 @@
+"""Exceptions for problems the user can fix.
+
+The CLI prints an `AcetuneError` without a traceback and exits with code 2; any other
+exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AcetuneError(Exception):
+    """A problem the user can fix: what went wrong, which file, and how to fix it."""
+
+    def __init__(self, what: str, *, path: Path | str | None = None, fix: str | None = None):
+        self.what = what
+        self.path = None if path is None else Path(path)
+        self.fix = fix
+        text = what if path is None else f"{path}: {what}"
+        super().__init__(text if fix is None else f"{text}\n  fix: {fix}")
+
+
+class ConfigError(AcetuneError):
+    """A configuration file or value is malformed or impossible."""
+
+
+class ModelLoadError(AcetuneError):
+    """A checkpoint folder, weight file or Hub download cannot be used."""
+
+
+class CheckpointWriteError(AcetuneError):
+    """Saving would overwrite something the user made, or the target is unusable."""

@@ -1,0 +1,171 @@
+"""Load an ACE-Step 1.5 model from a checkpoint folder (or Hub repo id) and save one back.
+
+Loading builds the model on the meta device and assigns the file's tensors, so a 2B model
+is never allocated twice. Nothing is ever written into a checkpoint folder by loading.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from acetune.errors import CheckpointWriteError, ModelLoadError
+from acetune.model.acestep import AceStepModel
+from acetune.model.config import ModelConfig
+from acetune.model.hub import resolve_checkpoint
+from acetune.model.keycheck import compare_keys, raise_if_mismatched
+from acetune.model.masks import AttentionOptions
+from acetune.model.variant import Variant, detect_variant
+from acetune.model.weights import INDEX_FILE, SINGLE_FILE, dtype_name, find_weight_files, parse_dtype, read_tensors
+
+CONFIG_FILE = "config.json"
+SILENCE_FILE = "silence_latent.pt"
+COMPONENTS = ("decoder", "encoder", "tokenizer", "detokenizer", "null_condition_emb")
+
+
+@dataclass
+class LoadedModel:
+    model: AceStepModel
+    config: ModelConfig
+    variant: Variant
+    folder: Path
+    silence_latent: torch.Tensor | None  # [1, T, C] time-major, or None if the folder has none
+
+
+def build_model(config: ModelConfig, options: AttentionOptions | None = None, *, meta: bool = False) -> AceStepModel:
+    """Construct the module tree; on the meta device when weights will be assigned from a file."""
+    if not meta:
+        return AceStepModel(config, options)
+    with torch.device("meta"):
+        return AceStepModel(config, options)
+
+
+def expected_shapes(model: AceStepModel) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def load_model(
+    source: str | Path,
+    *,
+    dtype: str | torch.dtype = "fp32",
+    device: str | torch.device = "cpu",
+    strict: bool = True,
+    components: tuple[str, ...] = COMPONENTS,
+    options: AttentionOptions | None = None,
+    variant: str | None = None,
+) -> LoadedModel:
+    """Load config, weights and silence latent. `components` limits which top-level parts are read
+    (e.g. ("decoder", "null_condition_emb") for training); the others stay on the meta device."""
+    unknown = sorted(set(components) - set(COMPONENTS))
+    if unknown:
+        raise ValueError(f"unknown components {unknown}; choose from {COMPONENTS}")
+    torch_dtype = parse_dtype(dtype)
+    folder = resolve_checkpoint(source)
+    config = ModelConfig.from_json_file(folder / CONFIG_FILE)
+    found_variant = detect_variant(config, variant)
+    weights = find_weight_files(folder)
+    model = build_model(config, options, meta=True)
+
+    def selected(key: str) -> bool:
+        return key.split(".", 1)[0] in components
+
+    expected = {k: s for k, s in expected_shapes(model).items() if selected(k)}
+    found = {k: s for k, s in weights.shapes.items() if selected(k) or k.split(".", 1)[0] not in COMPONENTS}
+    report = compare_keys(expected, found)
+    raise_if_mismatched(report, weights.files[0] if len(weights.files) == 1 else folder / INDEX_FILE, strict)
+    tensors = read_tensors(weights, [k for k in expected if k in found], torch_dtype, device)
+    model.load_state_dict(tensors, strict=False, assign=True)
+    _finish_non_meta_parts(model, device)
+    silence = load_silence_latent(folder, config) if (folder / SILENCE_FILE).is_file() else None
+    return LoadedModel(model, config, found_variant, folder, None if silence is None else silence.to(device))
+
+
+def _finish_non_meta_parts(model: AceStepModel, device: str | torch.device) -> None:
+    """Move the eagerly built CPU buffers (FSQ constants) to the model's device."""
+    model.tokenizer.quantizer.to(device=device)
+    quantizer = model.tokenizer.quantizer
+    if quantizer.project_in.weight.is_meta:  # tokenizer not loaded: leave the whole quantizer meta
+        return
+    for name, buffer in list(quantizer.named_buffers()):
+        if buffer.is_floating_point():  # keep FSQ constants in fp32 whatever the weight dtype
+            owner = quantizer.get_submodule(name.rsplit(".", 1)[0]) if "." in name else quantizer
+            setattr(owner, name.rsplit(".", 1)[-1], buffer.float())
+
+
+def load_silence_latent(folder: Path, config: ModelConfig) -> torch.Tensor:
+    """`silence_latent.pt` ([1, C, T], channel-first) read safely and transposed to [1, T, C]."""
+    path = folder / SILENCE_FILE
+    try:
+        tensor = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError) as err:  # weights_only refuses arbitrary pickles
+        raise ModelLoadError(f"cannot read the silence latent ({err})", path=path,
+                             fix="download silence_latent.pt again from the model repository") from err
+    channels = config.audio_acoustic_hidden_dim
+    if not isinstance(tensor, torch.Tensor) or tensor.dim() != 3 or tensor.shape[0] != 1 or tensor.shape[1] != channels:
+        shape = list(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+        raise ModelLoadError(f"silence latent has shape {shape}; expected [1, {channels}, frames]", path=path)
+    return tensor.float().transpose(1, 2).contiguous()
+
+
+def save_model(
+    model: AceStepModel,
+    folder: str | Path,
+    *,
+    silence_latent: torch.Tensor | None = None,  # [1, T, C] time-major
+    dtype: str | torch.dtype | None = None,
+    copy_from: Path | None = None,
+    overwrite: bool = False,
+    max_shard_size: int | str = "5GB",
+) -> Path:
+    """Write an official-layout folder: config.json, model.safetensors (or shards + index), silence_latent.pt.
+
+    `copy_from` copies the other files of a source checkpoint (e.g. its modeling code, which the
+    official app needs) byte for byte. The folder appears atomically (written beside, then renamed);
+    an existing folder is replaced only with `overwrite=True`.
+    """
+    from huggingface_hub import save_torch_state_dict
+
+    target = Path(folder)
+    if target.exists() and not overwrite:
+        raise CheckpointWriteError("the output folder already exists", path=target,
+                                   fix="choose a new folder or pass overwrite=True / --overwrite")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_dtype = parse_dtype(dtype) if dtype is not None else model.dtype
+    state = {k: v.detach().to(device="cpu", dtype=save_dtype).contiguous() for k, v in model.state_dict().items()}
+    meta = [k for k, v in model.state_dict().items() if v.is_meta]
+    if meta:
+        raise CheckpointWriteError(f"{len(meta)} tensors were never loaded (e.g. {meta[0]}); load every component "
+                                   "before saving a full model", path=target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        if copy_from is not None:
+            _copy_side_files(Path(copy_from), staging)
+        config = model.config
+        if "dtype" in config.extra or "torch_dtype" in config.extra:
+            config = ModelConfig.from_dict({**config.to_dict(), "dtype": dtype_name(save_dtype)})
+        config.write_json(staging / CONFIG_FILE)
+        save_torch_state_dict(state, staging, max_shard_size=max_shard_size, metadata={"format": "pt"})
+        if silence_latent is not None:
+            # The official layout stores one plain tensor with torch.save; it is read back with weights_only=True.
+            torch.save(silence_latent.detach().cpu().float().transpose(1, 2).contiguous(), staging / SILENCE_FILE)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return target
+
+
+def _copy_side_files(source: Path, staging: Path) -> None:
+    """Copy everything except the weights and config we write ourselves."""
+    skip = {CONFIG_FILE, SINGLE_FILE, INDEX_FILE}
+    for item in source.iterdir():
+        if item.name in skip or (item.name.startswith("model-") and item.suffix == ".safetensors"):
+            continue
+        if item.is_file():
+            shutil.copy2(item, staging / item.name)

@@ -1,0 +1,166 @@
+"""Building blocks shared by the DiT and every encoder stack (Qwen3-style).
+
+RMSNorm and RoPE follow Qwen3's rounding order exactly (normalise in fp32, cast back, then
+scale; cos/sin in fp32 then cast). They are written here rather than imported from
+transformers because its rotary module needs a Qwen3Config and keeps a buffer that
+meta-device construction leaves uninitialised, and importing transformers costs seconds at
+CLI start for six lines of arithmetic.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from acetune.model.config import SLIDING, ModelConfig
+from acetune.model.masks import AttentionOptions, additive_mask
+
+
+class RMSNorm(nn.Module):
+    """Qwen3RMSNorm: y = weight * (x * rsqrt(mean(x^2) + eps)) computed in fp32, cast before scaling."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x32.to(dtype)
+
+
+class RotaryEmbedding(nn.Module):
+    """Default (unscaled) RoPE over the full head dim; holds no state, so nothing to load or rebuild."""
+
+    def __init__(self, head_dim: int, theta: float):
+        super().__init__()
+        self.head_dim = head_dim
+        self.theta = theta
+
+    def forward(self, length: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        exponents = torch.arange(0, self.head_dim, 2, dtype=torch.int64, device=device).float() / self.head_dim
+        inv_freq = 1.0 / (self.theta**exponents)
+        positions = torch.arange(length, device=device, dtype=torch.float32)
+        angles = positions[:, None] * inv_freq[None, :]  # [L, hd/2]
+        emb = torch.cat([angles, angles], dim=-1)  # [L, hd]
+        return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Non-interleaved RoPE on [B, heads, L, hd] with cos/sin of shape [L, hd]."""
+    return x * cos + _rotate_half(x) * sin
+
+
+class Attention(nn.Module):
+    """Multi-head attention with GQA and q/k RMSNorm, run through `scaled_dot_product_attention`."""
+
+    def __init__(self, hidden_size: int, num_heads: int, num_kv_heads: int, head_dim: int, eps: float,
+                 dropout: float = 0.0, bias: bool = False):
+        super().__init__()
+        self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, head_dim
+        self.dropout = dropout
+        self.q_proj = nn.Linear(hidden_size, num_heads * head_dim, bias=bias)
+        self.k_proj = nn.Linear(hidden_size, num_kv_heads * head_dim, bias=bias)
+        self.v_proj = nn.Linear(hidden_size, num_kv_heads * head_dim, bias=bias)
+        self.o_proj = nn.Linear(num_heads * head_dim, hidden_size, bias=bias)
+        self.q_norm = RMSNorm(head_dim, eps)
+        self.k_norm = RMSNorm(head_dim, eps)
+
+    def forward(
+        self,
+        x: torch.Tensor,  # [B, L, D]
+        *,
+        mask: torch.Tensor | None = None,  # additive [B|1, 1, L, S]
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        context: torch.Tensor | None = None,  # [B, S, D] for cross-attention
+    ) -> torch.Tensor:
+        batch, length, _ = x.shape
+        source = x if context is None else context
+        q = self.q_norm(self.q_proj(x).view(batch, length, self.num_heads, self.head_dim)).transpose(1, 2)
+        k = self.k_norm(self.k_proj(source).view(batch, source.shape[1], self.num_kv_heads, self.head_dim))
+        v = self.v_proj(source).view(batch, source.shape[1], self.num_kv_heads, self.head_dim)
+        k, v = k.transpose(1, 2), v.transpose(1, 2)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        groups = self.num_heads // self.num_kv_heads
+        dropout = self.dropout if self.training else 0.0
+        if mask is None:
+            # No mask lets CUDA pick the flash kernel, which handles GQA natively.
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, enable_gqa=groups > 1)
+        else:
+            # Memory-efficient kernels take an additive mask but not GQA: expand kv heads (2h, 2h+1 share h).
+            if groups > 1:
+                k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), dropout_p=dropout)
+        return self.o_proj(out.transpose(1, 2).reshape(batch, length, -1))
+
+
+class MLP(nn.Module):
+    """SwiGLU: down(silu(gate(x)) * up(x)), no biases."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int):
+        super().__init__()
+        self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=False)
+        self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=False)
+        self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+def make_attention(config: ModelConfig) -> Attention:
+    return Attention(config.hidden_size, config.num_attention_heads, config.num_key_value_heads,
+                     config.head_dim, config.rms_norm_eps, config.attention_dropout, config.attention_bias)
+
+
+class EncoderLayer(nn.Module):
+    """Bidirectional pre-norm block: h += attn(norm(h)); h += mlp(norm(h))."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.self_attn = make_attention(config)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.mlp = MLP(config.hidden_size, config.intermediate_size)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        h = h + self.self_attn(self.input_layernorm(h), mask=mask, rope=rope)
+        return h + self.mlp(self.post_attention_layernorm(h))
+
+
+class EncoderStack(nn.Module):
+    """`embed_tokens` -> encoder layers -> `norm`: the shape shared by lyric, timbre, pooler and detokenizer.
+
+    Layer i uses `layer_types[i]` of the global list, as every official stack does.
+    """
+
+    def __init__(self, config: ModelConfig, num_layers: int, input_dim: int, options: AttentionOptions):
+        super().__init__()
+        self.config, self.options = config, options
+        self.embed_tokens = nn.Linear(input_dim, config.hidden_size, bias=True)
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta)
+        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(num_layers))
+
+    def run_layers(self, h: torch.Tensor, key_valid: torch.Tensor | None = None, max_layers: int | None = None) -> torch.Tensor:
+        """Run the layers (optionally only the first `max_layers`) and the final norm on [B, L, D]."""
+        length = h.shape[1]
+        rope = self.rotary_emb(length, h.device, h.dtype)
+        masks: dict[str, torch.Tensor | None] = {}
+        layers = list(self.layers)[: max_layers if max_layers is not None else len(self.layers)]
+        for index, layer in enumerate(layers):
+            kind = self.config.layer_types[index]
+            if kind not in masks:
+                window = self.config.sliding_window if kind == SLIDING else None
+                masks[kind] = additive_mask(length, length, dtype=h.dtype, device=h.device, key_valid=key_valid,
+                                            window=window, convention=self.options.window_convention)
+            h = layer(h, masks[kind], rope)
+        return self.norm(h)

@@ -1,0 +1,57 @@
+"""What a checkpoint folder holds, read from headers only (no tensor data), for `acetune model info`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from acetune.model.checkpoint import CONFIG_FILE, SILENCE_FILE, build_model, expected_shapes, load_silence_latent
+from acetune.model.config import ModelConfig
+from acetune.model.hub import resolve_checkpoint
+from acetune.model.keycheck import KeyReport, compare_keys
+from acetune.model.variant import Variant, detect_variant
+from acetune.model.weights import find_weight_files
+
+PARTS = (
+    "decoder", "encoder.text_projector", "encoder.lyric_encoder", "encoder.timbre_encoder",
+    "tokenizer", "detokenizer", "null_condition_emb",
+)
+
+
+@dataclass(frozen=True)
+class CheckpointSummary:
+    folder: Path
+    config: ModelConfig
+    variant: Variant
+    parameters: dict[str, int]  # per part of PARTS, from the model the config describes
+    file_dtypes: dict[str, int]  # dtype -> tensor count in the weight files
+    weight_files: list[tuple[str, int]]  # (name, bytes)
+    keys: KeyReport
+    silence_frames: int | None
+
+    @property
+    def total_parameters(self) -> int:
+        return sum(self.parameters.values())
+
+
+def summarize_checkpoint(source: str | Path, variant: str | None = None) -> CheckpointSummary:
+    folder = resolve_checkpoint(source)
+    config = ModelConfig.from_json_file(folder / CONFIG_FILE)
+    weights = find_weight_files(folder)
+    model = build_model(config, meta=True)
+    parameters = {part: 0 for part in PARTS}
+    for name, param in model.named_parameters():
+        part = next(p for p in PARTS if name == p or name.startswith(p + "."))
+        parameters[part] += param.numel()
+    silence = load_silence_latent(folder, config).shape[1] if (folder / SILENCE_FILE).is_file() else None
+    return CheckpointSummary(
+        folder=folder,
+        config=config,
+        variant=detect_variant(config, variant),
+        parameters=parameters,
+        file_dtypes=dict(Counter(weights.dtypes.values())),
+        weight_files=[(f.name, f.stat().st_size) for f in weights.files],
+        keys=compare_keys(expected_shapes(model), weights.shapes),
+        silence_frames=silence,
+    )

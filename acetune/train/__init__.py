@@ -1,0 +1,1 @@
+"""Training: objective, loop, state (the loop arrives with the trainer issue)."""

@@ -28,12 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except AcetuneError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, markup=True)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {err}", highlight=False, markup=True)
         return 2
     except typer.Exit as done:
         return done.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        Console(stderr=True).print("aborted")
+        Console(stderr=True, soft_wrap=True).print("aborted")
         return 130
     except Exception as err:  # click usage errors carry their own exit code and message
         import click

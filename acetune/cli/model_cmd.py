@@ -31,7 +31,7 @@ def info(
 ) -> None:
     """Variant, parameters per component, file dtype, strict key check and sizes — headers only, fast."""
     s = summarize_checkpoint(path, variant)
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(f"[bold]{s.folder}[/]")
     console.print(f"variant: [bold]{s.variant.name}[/] ({s.variant.evidence})")
     cfg = s.config
@@ -64,4 +64,4 @@ def make_tiny(
     if config in ("2b", "xl"):
         raise typer.BadParameter("full-size configs are not tiny; use tiny, tiny-base, tiny-xl or small")
     folder = write_tiny_checkpoint(out, config, seed, overwrite=overwrite)
-    Console().print(f"wrote {config} checkpoint to [bold]{folder}[/]")
+    Console(soft_wrap=True).print(f"wrote {config} checkpoint to [bold]{folder}[/]")

@@ -6,6 +6,7 @@ is never allocated twice. Nothing is ever written into a checkpoint folder by lo
 
 from __future__ import annotations
 
+import pickle
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -101,8 +102,10 @@ def load_silence_latent(folder: Path, config: ModelConfig) -> torch.Tensor:
     path = folder / SILENCE_FILE
     try:
         tensor = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError) as err:  # weights_only refuses arbitrary pickles
-        raise ModelLoadError(f"cannot read the silence latent ({err})", path=path,
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as err:
+        # weights_only=True refuses anything but plain tensors and containers (no code runs)
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelLoadError(f"cannot read the silence latent ({first_line})", path=path,
                              fix="download silence_latent.pt again from the model repository") from err
     channels = config.audio_acoustic_hidden_dim
     if not isinstance(tensor, torch.Tensor) or tensor.dim() != 3 or tensor.shape[0] != 1 or tensor.shape[1] != channels:

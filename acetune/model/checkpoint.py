@@ -80,21 +80,10 @@ def load_model(
     raise_if_mismatched(report, weights.files[0] if len(weights.files) == 1 else folder / INDEX_FILE, strict)
     tensors = read_tensors(weights, [k for k in expected if k in found], torch_dtype, device)
     model.load_state_dict(tensors, strict=False, assign=True)
-    _finish_non_meta_parts(model, device)
+    if "tokenizer" in components:
+        model.tokenizer.quantizer.to(device=device)  # its FSQ constants were built eagerly on the CPU
     silence = load_silence_latent(folder, config) if (folder / SILENCE_FILE).is_file() else None
     return LoadedModel(model, config, found_variant, folder, None if silence is None else silence.to(device))
-
-
-def _finish_non_meta_parts(model: AceStepModel, device: str | torch.device) -> None:
-    """Move the eagerly built CPU buffers (FSQ constants) to the model's device."""
-    model.tokenizer.quantizer.to(device=device)
-    quantizer = model.tokenizer.quantizer
-    if quantizer.project_in.weight.is_meta:  # tokenizer not loaded: leave the whole quantizer meta
-        return
-    for name, buffer in list(quantizer.named_buffers()):
-        if buffer.is_floating_point():  # keep FSQ constants in fp32 whatever the weight dtype
-            owner = quantizer.get_submodule(name.rsplit(".", 1)[0]) if "." in name else quantizer
-            setattr(owner, name.rsplit(".", 1)[-1], buffer.float())
 
 
 def load_silence_latent(folder: Path, config: ModelConfig) -> torch.Tensor:

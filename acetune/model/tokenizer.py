@@ -32,10 +32,15 @@ class AttentionPooler(EncoderStack):
         return self.run_layers(h)[:, 0].reshape(batch, tokens, dim)
 
 
-def build_quantizer(config: ModelConfig) -> ResidualFSQ:
+def build_quantizer(config: ModelConfig, meta: bool) -> ResidualFSQ:
+    """ResidualFSQ with its constant buffers on the CPU; its two projections follow the rest of the model."""
     with torch.device("cpu"):  # ResidualFSQ computes its buffers eagerly (and calls .item())
-        return ResidualFSQ(dim=config.fsq_dim, levels=list(config.fsq_input_levels),
-                           num_quantizers=config.fsq_input_num_quantizers)
+        quantizer = ResidualFSQ(dim=config.fsq_dim, levels=list(config.fsq_input_levels),
+                                num_quantizers=config.fsq_input_num_quantizers)
+    if meta:
+        quantizer.project_in.to_empty(device="meta")
+        quantizer.project_out.to_empty(device="meta")
+    return quantizer
 
 
 class AudioTokenizer(nn.Module):
@@ -44,7 +49,7 @@ class AudioTokenizer(nn.Module):
         self.pool_window_size = config.pool_window_size
         self.audio_acoustic_proj = nn.Linear(config.audio_acoustic_hidden_dim, config.hidden_size)
         self.attention_pooler = AttentionPooler(config, options)
-        self.quantizer = build_quantizer(config)
+        self.quantizer = build_quantizer(config, meta=self.audio_acoustic_proj.weight.is_meta)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """[B, T5, W, C] latent windows -> pre-quantisation vectors [B, T5, D]."""

@@ -76,6 +76,7 @@ def test_partial_load_of_training_components(tiny_checkpoint):
     assert not any(p.is_meta for p in model.decoder.parameters())
     assert not model.null_condition_emb.is_meta
     assert all(p.is_meta for p in model.encoder.parameters())
+    assert all(p.is_meta for p in model.tokenizer.parameters())
 
 
 def test_save_refuses_an_existing_folder(tiny_checkpoint, tmp_path):

@@ -30,3 +30,19 @@ class ModelLoadError(AcetuneError):
 
 class CheckpointWriteError(AcetuneError):
     """Saving would overwrite something the user made, or the target is unusable."""
+
+
+class AudioError(AcetuneError):
+    """An audio file cannot be decoded, is empty, or has an unusable format."""
+
+
+class LabelError(AcetuneError):
+    """A sidecar, CSV or dataset JSON is malformed or has values of the wrong type."""
+
+
+class CacheError(AcetuneError):
+    """A preprocessed cache is missing, corrupt or unusable."""
+
+
+class CacheMismatchError(CacheError):
+    """A cache was built by another checkpoint or with other preprocessing options."""

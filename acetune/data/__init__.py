@@ -1,0 +1,1 @@
+"""Datasets: folder scan, labels, prompts, the latent cache and preprocessing."""

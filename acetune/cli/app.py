@@ -8,12 +8,13 @@ import typer
 from rich.console import Console
 
 from acetune import __version__
-from acetune.cli import model_cmd
+from acetune.cli import dataset_cmd, model_cmd
 from acetune.errors import AcetuneError
 
 app = typer.Typer(name="acetune", help="Fine-tune ACE-Step 1.5 music models.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(model_cmd.app, name="model")
+app.add_typer(dataset_cmd.app, name="dataset")
 
 
 @app.callback(invoke_without_command=True)

@@ -50,3 +50,11 @@ def golden_inputs(golden) -> dict[str, torch.Tensor]:
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A tiny official-layout checkpoint folder; tests must not modify it."""
     return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "acestep-tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A complete tiny checkpoints/ folder: DiT (8 latent channels), VAE, text encoder + tokenizer."""
+    from acetune.model.tiny_bundle import write_tiny_bundle
+
+    return write_tiny_bundle(tmp_path_factory.mktemp("bundle") / "checkpoints")

@@ -6,6 +6,8 @@ is never allocated twice. Nothing is ever written into a checkpoint folder by lo
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
 import shutil
 import tempfile
@@ -119,8 +121,6 @@ def save_model(
     official app needs) byte for byte. The folder appears atomically (written beside, then renamed);
     an existing folder is replaced only with `overwrite=True`.
     """
-    from huggingface_hub import save_torch_state_dict
-
     target = Path(folder)
     if target.exists() and not overwrite:
         raise CheckpointWriteError("the output folder already exists", path=target,
@@ -140,10 +140,11 @@ def save_model(
         if "dtype" in config.extra or "torch_dtype" in config.extra:
             config = ModelConfig.from_dict({**config.to_dict(), "dtype": dtype_name(save_dtype)})
         config.write_json(staging / CONFIG_FILE)
-        save_torch_state_dict(state, staging, max_shard_size=max_shard_size, metadata={"format": "pt"})
+        _write_weights(state, staging, max_shard_size)
         if silence_latent is not None:
             # The official layout stores one plain tensor with torch.save; it is read back with weights_only=True.
             torch.save(silence_latent.detach().cpu().float().transpose(1, 2).contiguous(), staging / SILENCE_FILE)
+        _apply_umask(staging)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
@@ -151,6 +152,33 @@ def save_model(
         if staging.exists():
             shutil.rmtree(staging)
     return target
+
+
+def _write_weights(state: dict[str, torch.Tensor], folder: Path, max_shard_size: int | str) -> None:
+    """One `model.safetensors`, or `model-0000i-of-0000n.safetensors` + index past `max_shard_size`.
+
+    The shard plan comes from huggingface_hub (the Hub's own naming and index format).
+    """
+    from huggingface_hub import split_torch_state_dict_into_shards
+    from safetensors.torch import save_file
+
+    plan = split_torch_state_dict_into_shards(state, filename_pattern="model{suffix}.safetensors",
+                                              max_shard_size=max_shard_size)
+    for filename, keys in plan.filename_to_tensors.items():
+        save_file({k: state[k] for k in keys}, str(folder / filename), metadata={"format": "pt"})
+    if plan.is_sharded:
+        index = {"metadata": {**plan.metadata}, "weight_map": plan.tensor_to_filename}
+        (folder / INDEX_FILE).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _apply_umask(folder: Path) -> None:
+    """mkdtemp makes a private (0700) folder; give the result the user's usual permissions."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(folder, 0o777 & ~mask)
+    for item in folder.iterdir():
+        if item.is_file():
+            os.chmod(item, 0o666 & ~mask)
 
 
 def _copy_side_files(source: Path, staging: Path) -> None:

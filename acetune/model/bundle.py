@@ -1,0 +1,58 @@
+"""Find the three parts of an ACE-Step checkpoints folder: the DiT, the VAE and the text encoder.
+
+Users point `--checkpoint-dir` at the upstream `checkpoints/` folder (which holds
+`acestep-v15-turbo/`, `vae/`, `Qwen3-Embedding-0.6B/`, …) or directly at a DiT folder whose
+siblings are `vae/` and `Qwen3-Embedding-0.6B/`. `--model` picks the DiT folder by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from acetune.errors import ModelLoadError
+
+VAE_FOLDER = "vae"
+TEXT_ENCODER_FOLDER = "Qwen3-Embedding-0.6B"
+DEFAULT_MODEL = "acestep-v15-turbo"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    dit: Path
+    vae: Path
+    text_encoder: Path
+
+
+def _is_dit(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (
+        (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()
+    ) and folder.name not in (VAE_FOLDER, TEXT_ENCODER_FOLDER)
+
+
+def resolve_bundle(checkpoint_dir: str | Path, model: str | None = None) -> Bundle:
+    """Locate DiT / VAE / text encoder, naming what is missing and what is there."""
+    root = Path(checkpoint_dir).expanduser()
+    if not root.is_dir():
+        raise ModelLoadError("checkpoint folder not found", path=root,
+                             fix="pass the ACE-Step checkpoints folder (holding vae/ and Qwen3-Embedding-0.6B/)")
+    if _is_dit(root) and model is None:
+        dit, parts_root = root, root.parent
+    else:
+        parts_root = root
+        candidates = sorted(p.name for p in root.iterdir() if p.is_dir() and _is_dit(p))
+        name = model or (DEFAULT_MODEL if DEFAULT_MODEL in candidates else
+                         candidates[0] if len(candidates) == 1 else None)
+        if name is None or not _is_dit(root / name):
+            listed = ", ".join(candidates) or "none"
+            raise ModelLoadError(
+                f"no ACE-Step model folder {'named ' + repr(model) if model else 'chosen'} here (model folders: {listed})",
+                path=root, fix="pass --model with one of the listed folders")
+        dit = root / name
+    vae, text_encoder = parts_root / VAE_FOLDER, parts_root / TEXT_ENCODER_FOLDER
+    for part, path in (("VAE", vae), ("text encoder", text_encoder)):
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"the {part} is missing: expected {path.name}/ with config.json beside the model",
+                                 path=parts_root,
+                                 fix="download the full ACE-Step 1.5 bundle (ACE-Step/Ace-Step1.5) into this folder")
+    return Bundle(dit, vae, text_encoder)

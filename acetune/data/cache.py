@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from acetune.data.shard_map import MappedShard
 from acetune.errors import CacheError
 
 CACHE_FORMAT_VERSION = 1
@@ -147,13 +147,13 @@ def _fsync(path: Path) -> None:
 
 
 class CacheReader:
-    """Random access to cached samples; shards are memory-mapped by safetensors and opened once."""
+    """Random access to cached samples: each shard is memory-mapped once; tensors are zero-copy views."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.entries = read_index(self.folder)
         self._by_id = {e.id: i for i, e in enumerate(self.entries)}
-        self._handles: dict[str, Any] = {}
+        self._shards: dict[str, MappedShard] = {}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -167,23 +167,14 @@ class CacheReader:
 
     def load(self, index: int) -> dict[str, torch.Tensor]:
         entry = self.entries[index]
-        handle = self._handle(entry.shard)
-        try:
-            return {name: handle.get_tensor(entry.key(name)) for name in entry.tensors}
-        except SafetensorError as err:
-            raise CacheError(f"shard {entry.shard} is corrupt ({err})", path=self.folder / entry.shard,
-                             fix="rebuild the cache with `acetune preprocess --rebuild`") from err
+        shard = self._shard(entry.shard)
+        return {name: shard.tensor(entry.key(name)) for name in entry.tensors}
 
-    def _handle(self, shard: str):
-        if shard not in self._handles:
-            path = self.folder / shard
+    def _shard(self, name: str) -> MappedShard:
+        if name not in self._shards:
+            path = self.folder / name
             if not path.is_file():
-                raise CacheError(f"the index references a missing shard {shard}", path=self.folder,
+                raise CacheError(f"the index references a missing shard {name}", path=self.folder,
                                  fix="rebuild the cache with `acetune preprocess --rebuild`")
-            try:
-                handle = safe_open(str(path), framework="pt")
-            except (SafetensorError, OSError) as err:
-                raise CacheError(f"shard {shard} is unreadable ({err})", path=path,
-                                 fix="rebuild the cache with `acetune preprocess --rebuild`") from err
-            self._handles[shard] = handle
-        return self._handles[shard]
+            self._shards[name] = MappedShard(path)
+        return self._shards[name]

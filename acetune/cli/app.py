@@ -8,13 +8,15 @@ import typer
 from rich.console import Console
 
 from acetune import __version__
-from acetune.cli import dataset_cmd, model_cmd
+from acetune.cli import cache_cmd, dataset_cmd, model_cmd, preprocess_cmd
 from acetune.errors import AcetuneError
 
 app = typer.Typer(name="acetune", help="Fine-tune ACE-Step 1.5 music models.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(dataset_cmd.app, name="dataset")
+app.command("preprocess")(preprocess_cmd.preprocess_command)
+dataset_cmd.app.command("validate")(cache_cmd.validate_command)
 
 
 @app.callback(invoke_without_command=True)

@@ -2,6 +2,246 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from acetune.data.captions import TAG_POSITIONS, TagConfig, select_caption
+from acetune.data.dataset import DatasetSample, Problem, locate_audio, scan_dataset
+from acetune.data.folder_jobs import Analyzed, SplitWritten, analyze_dataset, split_dataset
+from acetune.data.dataset_json import import_dataset_json, write_dataset_json
+from acetune.data.labels import KEY_ALIASES, SampleLabels
+from acetune.data.prompts import build_caption_prompt, build_lyric_text, build_metas
+from acetune.data.sidecars import json_sidecar_path, read_json_sidecar, replace_json_sidecar
+from acetune.errors import LabelError
+from acetune.events import Event, Finished, Skipped
 
 app = typer.Typer(help="Label and inspect song folders.", no_args_is_help=True)
+
+_DIR = typer.Argument(..., help="Song folder (scanned recursively).")
+
+
+def _console() -> Console:
+    return Console(soft_wrap=True, highlight=False)
+
+
+def _print_problems(console: Console, problems: Iterable[Problem]) -> None:
+    problems = list(problems)
+    if problems:
+        console.print(f"[yellow]{len(problems)} problem(s):[/]")
+        for problem in problems:
+            console.print(f"  [yellow]{escape(str(problem.path))}[/]: {escape(problem.reason)}")
+
+
+def _na(value: object) -> str:
+    return "" if value is None or value == "" else str(value)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+@app.command("list")
+def list_(folder: Path = _DIR) -> None:
+    """A table of the songs and their labels; songs whose labels are broken are listed after it."""
+    result = scan_dataset(folder)
+    root = result.dataset.root
+    console = _console()
+    table = Table("file", "caption", "genre", "bpm", "key", "time sig.", "duration", "label sources")
+    for s in result.dataset.samples:
+        labels = s.labels
+        sources = ", ".join(p.relative_to(root).as_posix() for p in s.label_sources) or "-"
+        duration = f"{labels.duration} s" if labels.duration is not None else ""
+        table.add_row(escape(s.relative), escape(_short(labels.caption)), escape(labels.genre), _na(labels.bpm),
+                      escape(_na(labels.keyscale)), _na(labels.timesignature), duration, escape(sources))
+    console.print(table)
+    console.print(f"{len(result.dataset.samples)} song(s) in {root}")
+    _print_problems(console, result.problems)
+
+
+@app.command("show")
+def show(folder: Path = _DIR, file: str = typer.Argument(..., help="Song, by its path inside the folder.")) -> None:
+    """Every label of one song, where each came from, and the prompt text it gives."""
+    result = scan_dataset(folder)
+    path = locate_audio(folder, file)
+    for problem in result.problems:
+        if problem.path == path:
+            raise LabelError(problem.reason, path=path)
+    sample = result.dataset.find(path)
+    _print_sample(_console(), sample, result.dataset.root)
+
+
+def _print_sample(console: Console, sample: DatasetSample, root: Path) -> None:
+    labels = sample.labels
+    console.print(f"[bold]{escape(sample.relative)}[/]")
+    sources = ", ".join(p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
+                        for p in sample.label_sources)
+    console.print(f"label sources: {escape(sources) or '(none)'}")
+    for key, value in labels.to_dict(full=True).items():
+        if key not in ("lyrics",) and key not in labels.extra:
+            console.print(f"{key}: {escape(json.dumps(value, ensure_ascii=False))}")
+    for key, value in labels.extra.items():
+        console.print(f"{key} [dim](extra)[/]: {escape(json.dumps(value, ensure_ascii=False))}")
+    console.print("lyrics:" if labels.lyrics else "lyrics: (none: instrumental)")
+    if labels.lyrics:
+        console.print(escape(labels.lyrics))
+    caption = select_caption(labels, 0, set(), TagConfig())
+    prompt = build_caption_prompt(caption, build_metas(labels.bpm, labels.timesignature, labels.keyscale,
+                                                       labels.duration))
+    console.print("[bold]caption prompt[/] (no dataset tag):")
+    console.print(escape(prompt), end="")
+    console.print("[bold]lyric text:[/]")
+    console.print(escape(build_lyric_text(labels.lyrics, labels.language)))
+
+
+def _parse_assignments(pairs: list[str]) -> dict[str, object]:
+    """`KEY=VALUE`: the value is read as JSON when it parses (120, true, null, "x"), else as plain text."""
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--set")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        key = key.strip()
+        out[KEY_ALIASES.get(key, key)] = value
+    return out
+
+
+@app.command("edit")
+def edit(
+    folder: Path = _DIR,
+    file: str = typer.Argument(..., help="Song, by its path inside the folder."),
+    caption: str = typer.Option(None, help="Caption text."),
+    lyrics: str = typer.Option(None, help="Lyrics (empty: instrumental)."),
+    genre: str = typer.Option(None, help="Genre text."),
+    bpm: int = typer.Option(None, help="Tempo, whole beats per minute."),
+    keyscale: str = typer.Option(None, help='Key, e.g. "F# minor".'),
+    timesignature: str = typer.Option(None, help='Beats per bar, e.g. "4" or "3/4".'),
+    language: str = typer.Option(None, help="Vocal language code (en, de, ja, ..., unknown)."),
+    custom_tag: str = typer.Option(None, help="Activation tag for this song."),
+    instrumental: bool = typer.Option(None, "--instrumental/--not-instrumental", help="Mark (not) instrumental."),
+    prompt_override: str = typer.Option(None, help="Always use the caption or the genre: caption, genre or none."),
+    set_: list[str] = typer.Option([], "--set", help="KEY=VALUE (value read as JSON if it parses); repeatable."),
+    unset: list[str] = typer.Option([], "--unset", help="Remove KEY from the song's JSON sidecar; repeatable."),
+) -> None:
+    """Change labels in the song's JSON sidecar (created if missing). Other keys in it are kept; audio is
+    never touched. Note that an empty value here lets a caption.txt/CSV value show through."""
+    path = locate_audio(folder, file)
+    sidecar = json_sidecar_path(path)
+    current = read_json_sidecar(sidecar) if sidecar.exists() else SampleLabels()
+    options = {"caption": caption, "lyrics": lyrics, "genre": genre, "bpm": bpm, "keyscale": keyscale,
+               "timesignature": timesignature, "language": language, "custom_tag": custom_tag,
+               "is_instrumental": instrumental}
+    changes: dict[str, object] = {k: v for k, v in options.items() if v is not None}
+    if prompt_override is not None:
+        if prompt_override not in ("caption", "genre", "none"):
+            raise typer.BadParameter("use caption, genre or none", param_hint="--prompt-override")
+        changes["prompt_override"] = None if prompt_override == "none" else prompt_override
+    changes.update(_parse_assignments(set_))
+    if not changes and not unset:
+        raise LabelError("nothing to change", path=path,
+                         fix="pass a label option such as --caption, or --set KEY=VALUE")
+    data = {**current.to_dict(), **changes}
+    for key in unset:
+        data.pop(KEY_ALIASES.get(key, key), None)
+    updated = SampleLabels.from_dict(data, source=sidecar)
+    written = replace_json_sidecar(path, updated)
+    console = _console()
+    console.print(f"wrote [bold]{escape(str(written))}[/]")
+    for key in sorted(set(changes) | set(unset)):
+        console.print(f"  {key}: {escape(json.dumps(updated.to_dict(full=True).get(key), ensure_ascii=False))}")
+
+
+@app.command("export")
+def export(
+    folder: Path = _DIR,
+    out: Path = typer.Argument(..., help="Dataset JSON file to write."),
+    tag: str = typer.Option("", help="Dataset activation tag (a song's custom_tag replaces it)."),
+    tag_position: str = typer.Option("prepend", help=f"Where the tag goes: {', '.join(TAG_POSITIONS)}."),
+    genre_ratio: int = typer.Option(0, min=0, max=100, help="Percent of songs that use their genre as caption."),
+    overwrite: bool = typer.Option(False, help="Replace OUT if it exists."),
+) -> None:
+    """Write the folder as an ACE-Step / Side-Step dataset JSON."""
+    result = scan_dataset(folder, tag=TagConfig(tag, tag_position), genre_ratio=genre_ratio)
+    if not result.dataset.samples:
+        _print_problems(_console(), result.problems)
+        raise LabelError("no song has usable labels, nothing to export", path=folder, fix="fix the problems above")
+    written = write_dataset_json(result.dataset, out, overwrite=overwrite)
+    console = _console()
+    console.print(f"wrote {len(result.dataset.samples)} song(s) to [bold]{escape(str(written))}[/]")
+    _print_problems(console, result.problems)
+
+
+@app.command("import")
+def import_(
+    json_file: Path = typer.Argument(..., help="Dataset JSON (app / Side-Step format)."),
+    folder: Path = _DIR,
+    overwrite: bool = typer.Option(False, help="Replace label values the songs already have."),
+) -> None:
+    """Write a dataset JSON's labels into JSON sidecars beside the songs in the folder."""
+    report = import_dataset_json(json_file, folder, overwrite=overwrite)
+    console = _console()
+    console.print(f"wrote {len(report.written)} sidecar(s) in [bold]{escape(str(report.dataset.root))}[/]")
+    tag = report.dataset.tag
+    if tag.tag or report.dataset.genre_ratio:
+        console.print(f"note: the JSON's dataset tag {tag.tag!r} ({tag.position}) and genre ratio "
+                      f"{report.dataset.genre_ratio} are not stored in the folder; pass them as options when you "
+                      "export or preprocess")
+    _print_problems(console, report.problems)
+
+
+def _render(console: Console, events: Iterable[Event], root: Path) -> None:
+    for event in events:
+        match event:
+            case SplitWritten(path=path, pieces=pieces):
+                console.print(f"{escape(path.relative_to(root).as_posix())}: {len(pieces)} piece(s)")
+            case Analyzed(path=path, estimates=found, written=written):
+                values = ", ".join(f"{k} {v}" for k, v in found.items() if v is not None)
+                kept = f"wrote {', '.join(written)}" if written else "kept every existing value"
+                console.print(f"{escape(path.relative_to(root).as_posix())}: {escape(values)} ({kept})")
+            case Skipped(path=path, reason=reason):
+                console.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}")
+            case Finished(job=job, summary=summary):
+                console.print(f"{job}: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+
+
+@app.command("split")
+def split(
+    folder: Path = _DIR,
+    out: Path = typer.Argument(..., help="Folder for the pieces (outside the song folder)."),
+    segment: float = typer.Option(30.0, min=0.1, help="Piece length in seconds."),
+    min_segment: float = typer.Option(None, help="Drop a last piece shorter than this (default: 10 s, or --segment "
+                                                 "if shorter)."),
+    overwrite: bool = typer.Option(False, help="Replace pieces left by an earlier split."),
+) -> None:
+    """Cut every song into pieces (48 kHz; .flac stays .flac, anything else becomes .wav), each with a JSON
+    sidecar holding the song's labels. The song folder is never written to."""
+    min_segment = min(10.0, segment) if min_segment is None else min_segment
+    if not 0 < min_segment <= segment:
+        raise typer.BadParameter(f"must be above 0 and at most --segment ({segment:g})", param_hint="--min-segment")
+    result = scan_dataset(folder)
+    console = _console()
+    _print_problems(console, result.problems)
+    _render(console, split_dataset(result.dataset, out, segment_s=segment, min_segment_s=min_segment,
+                                   overwrite=overwrite), result.dataset.root)
+
+
+@app.command("analyze")
+def analyze(
+    folder: Path = _DIR,
+    overwrite: bool = typer.Option(False, help="Replace bpm/key/time signature/duration the songs already have."),
+) -> None:
+    """Estimate bpm, key, time signature and duration and merge them into the songs' JSON sidecars."""
+    result = scan_dataset(folder)
+    console = _console()
+    _print_problems(console, result.problems)
+    _render(console, analyze_dataset(result.dataset, overwrite=overwrite), result.dataset.root)

@@ -29,7 +29,7 @@ def load_vae(folder: Path, *, dtype: torch.dtype = torch.float32, device: str | 
         raise ModelLoadError("the VAE folder has no config.json", path=folder,
                              fix="point --checkpoint-dir at the ACE-Step checkpoints folder that holds vae/")
     try:
-        vae = AutoencoderOobleck.from_pretrained(folder, torch_dtype=dtype)
+        vae = AutoencoderOobleck.from_pretrained(folder, torch_dtype=dtype, low_cpu_mem_usage=False)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         raise ModelLoadError(f"cannot load the VAE ({type(err).__name__}: {str(err).splitlines()[0]})", path=folder,
                              fix="download the vae/ folder again") from err

@@ -1,0 +1,51 @@
+"""`acetune dataset validate CACHE`: shapes, NaN/Inf, lengths, padding cost, fingerprint match."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from acetune.data.validate import validate_cache
+from acetune.errors import CacheError
+
+
+def validate_command(
+    cache: Path = typer.Argument(..., help="Cache folder made by `acetune preprocess`."),
+    checkpoint_dir: Path = typer.Option(None, help="Also check that the cache was made by this checkpoint."),
+    model: str = typer.Option(None, help="DiT folder inside --checkpoint-dir."),
+    batch_size: int = typer.Option(4, help="Batch size for the padding-efficiency estimate."),
+) -> None:
+    """Read every sample and report what training would meet; exit 2 when something is wrong."""
+    report = validate_cache(cache, batch_size=batch_size, checkpoint_dir=checkpoint_dir, model=model)
+    console = Console(soft_wrap=True)
+    console.print(f"[bold]{report.folder}[/]: {report.samples} samples; dtypes: "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(report.dtypes.items())))
+    table = Table("length", "min", "mean", "max")
+    if report.latent and report.latent_seconds:
+        table.add_row("latent frames", str(report.latent.minimum), f"{report.latent.mean:.1f}", str(report.latent.maximum))
+        s = report.latent_seconds
+        table.add_row("seconds", str(s.minimum), f"{s.mean:.1f}", str(s.maximum))
+    if report.condition:
+        c = report.condition
+        table.add_row("condition tokens", str(c.minimum), f"{c.mean:.1f}", str(c.maximum))
+    console.print(table)
+    padding = Table("batching (batch size %d)" % batch_size, "useful share of computed positions")
+    for name, value in report.padding_efficiency.items():
+        padding.add_row(name, f"{100 * value:.1f} %")
+    console.print(padding)
+    if report.fingerprint_differences is not None:
+        if report.fingerprint_differences:
+            console.print("[red]fingerprint MISMATCH[/]:\n  " + "\n  ".join(report.fingerprint_differences))
+        else:
+            console.print("fingerprint: [green]matches[/] the checkpoint")
+    for problem in report.problems:
+        console.print(f"[red]problem[/] {problem}", highlight=False)
+    if not report.ok:
+        what = "the cache is empty" if report.samples == 0 else \
+            f"{len(report.problems)} problem(s)" + (", fingerprint mismatch" if report.fingerprint_differences else "")
+        raise CacheError(f"validation failed: {what}", path=report.folder,
+                         fix="rerun `acetune preprocess` (with --rebuild for a mismatch)")
+    console.print("[green]ok[/]")

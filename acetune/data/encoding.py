@@ -1,0 +1,101 @@
+"""The model work of preprocessing, split into the two passes of the low-memory mode.
+
+Pass 1 (VAE + text encoder): audio -> target latents, caption prompt -> text hidden states,
+lyric text -> token embeddings. Pass 2 (the DiT's condition encoder): those features ->
+packed `encoder_hidden_states`. One-pass preprocessing runs both on each sample, so both
+modes compute exactly the same tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+
+from acetune.audio import SAMPLES_PER_LATENT_FRAME, is_silent
+from acetune.model.acestep import AceStepModel
+from acetune.model.text_encoder import TextEncoder
+from acetune.model.vae import encode_latents
+
+TIMBRE_FRAMES = 750  # 30 s of silence latent: the reference the app uses when none is given
+
+
+def sample_generator(seed: int, sample_id: str) -> torch.Generator:
+    """A generator per sample derived from (seed, id): draws do not depend on order or batching."""
+    digest = hashlib.sha256(f"{seed}:{sample_id}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+
+
+def silence_frames(silence_latent: torch.Tensor, frames: int) -> torch.Tensor:
+    """The first `frames` silence frames [frames, C], repeating from index 0 if the latent is shorter."""
+    source = silence_latent[0]
+    if frames > source.shape[0]:
+        source = source.repeat((frames + source.shape[0] - 1) // source.shape[0], 1)
+    return source[:frames]
+
+
+@dataclass(frozen=True)
+class AudioTextFeatures:
+    """Pass-1 output for one sample."""
+
+    target_latents: torch.Tensor  # [T, C]
+    text_hidden_states: torch.Tensor  # [Lt, text_dim]
+    lyric_hidden_states: torch.Tensor  # [Ll, text_dim]
+    silent: bool
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"target_latents": self.target_latents, "text_hidden_states": self.text_hidden_states,
+                "lyric_hidden_states": self.lyric_hidden_states}
+
+
+def encode_audio_and_text(
+    waveform,  # np.ndarray [2, S] at 48 kHz
+    prompt: str,
+    lyric_text: str,
+    *,
+    vae,
+    text_encoder: TextEncoder,
+    silence_latent: torch.Tensor,  # [1, Ts, C]
+    generator: torch.Generator,
+    sample_latents: bool,
+    chunk_s: float,
+    overlap_s: float,
+) -> AudioTextFeatures:
+    silent = is_silent(waveform)
+    if silent:  # the VAE is never asked to encode digital silence; the app uses the silence latent
+        latents = silence_frames(silence_latent, waveform.shape[-1] // SAMPLES_PER_LATENT_FRAME).float()
+    else:
+        latents = encode_latents(vae, torch.from_numpy(waveform), generator=generator, sample=sample_latents,
+                                 chunk_s=chunk_s, overlap_s=overlap_s).cpu()
+    text = text_encoder.encode_caption(prompt).cpu()
+    lyrics = text_encoder.embed_lyrics(lyric_text).cpu()
+    return AudioTextFeatures(latents, text, lyrics, silent)
+
+
+def timbre_reference(mode: str, silence_latent: torch.Tensor) -> torch.Tensor:
+    """[1, Tr, C]: 750 silence frames (what inference uses without a reference) or one zero frame
+    (what the upstream LoRA preprocessing used)."""
+    if mode == "silence":
+        return silence_frames(silence_latent, TIMBRE_FRAMES)[None].float()
+    if mode == "zero-frame":
+        return torch.zeros(1, 1, silence_latent.shape[-1])
+    raise ValueError(f"timbre reference must be 'silence' or 'zero-frame', got {mode!r}")
+
+
+@torch.no_grad()
+def encode_condition(model: AceStepModel, text: torch.Tensor, lyrics: torch.Tensor,
+                     reference: torch.Tensor) -> torch.Tensor:
+    """Pass 2: text [Lt, Dt] + lyrics [Ll, Dt] + timbre reference -> packed states [Ll + 1 + Lt, D].
+
+    Every position is valid (each sample is encoded alone), so no mask needs storing.
+    """
+    weight = model.encoder.text_projector.weight
+    device, dtype = weight.device, weight.dtype
+    states, mask = model.encoder(
+        text[None].to(device, dtype), torch.ones(1, text.shape[0], device=device),
+        lyrics[None].to(device, dtype), torch.ones(1, lyrics.shape[0], device=device),
+        reference.to(device, dtype), torch.zeros(1, dtype=torch.long, device=device),
+    )
+    assert bool(mask.all()), "a sample encoded alone has no padding"
+    return states[0].float().cpu()

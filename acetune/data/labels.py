@@ -1,0 +1,230 @@
+"""Per-song labels: one typed record, strict parsing from JSON-like dicts, and merging by precedence.
+
+Type coercion, decided once for every source (JSON sidecar, CSV cell, dataset JSON, `--set`):
+- `bpm`, `duration`: an int, a float with no fractional part (120.0), or a string holding an integer
+  ("120", " 120 "). Anything else (120.5, "fast", true) is a `LabelError`: we never round silently.
+- `timesignature`: beats per bar as ACE-Step writes it ("4"). "4/4", "6/8" and the int 4 are accepted and
+  stored as the numerator ("4", "6").
+- `language`: one of `LANGUAGES` (case-insensitive); the alias key `vocal_language` is accepted.
+- `is_instrumental`: a bool, or the strings "true"/"false" (CSV, `--set`); null means not known.
+- text fields: a string; null counts as "". Empty strings and nulls mean "not given".
+Unknown keys are kept verbatim in `extra` and written back out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from acetune.errors import LabelError
+
+# The 50 vocal-language codes of ACE-Step 1.5, plus "unknown" (model.md §7.2).
+LANGUAGES: tuple[str, ...] = (
+    "ar", "az", "bg", "bn", "ca", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fr", "he", "hi", "hr",
+    "ht", "hu", "id", "is", "it", "ja", "ko", "la", "lt", "ms", "ne", "nl", "no", "pa", "pl", "pt", "ro",
+    "ru", "sa", "sk", "sr", "sv", "sw", "ta", "te", "th", "tl", "tr", "uk", "ur", "vi", "yue", "zh", "unknown",
+)
+PROMPT_OVERRIDES: tuple[str, ...] = ("caption", "genre")
+PromptOverride = Literal["caption", "genre"]
+
+_TEXT_FIELDS = ("caption", "lyrics", "genre", "custom_tag")
+KEY_ALIASES = {"vocal_language": "language"}  # alternative key -> field name
+_TIMESIG = re.compile(r"^\s*(\d+)\s*(?:/\s*(\d+)\s*)?$")
+_INT = re.compile(r"^\s*[+-]?\d+\s*$")
+
+
+@dataclass(frozen=True)
+class SampleLabels:
+    """What we know about one song. Defaults mean "not given"; see the module docstring for types."""
+
+    caption: str = ""
+    lyrics: str = ""  # empty means instrumental
+    genre: str = ""
+    bpm: int | None = None
+    keyscale: str | None = None  # "C major", "F# minor"
+    timesignature: str | None = None  # beats per bar: "4"
+    language: str = "unknown"
+    duration: int | None = None  # whole seconds of the source file
+    custom_tag: str = ""  # activation tag for this song; the dataset tag applies when empty
+    is_instrumental: bool | None = None
+    prompt_override: PromptOverride | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown keys, verbatim
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: Path | str | None = None) -> SampleLabels:
+        """Parse a JSON-like mapping strictly; `source` names the file in every error message."""
+        if not isinstance(data, dict):
+            raise LabelError(f"labels must be a JSON object, got {_type_name(data)}", path=source,
+                             fix='write the labels as {"caption": "...", "bpm": 120, ...}')
+        data = _resolve_aliases(data, source)
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in data.items():
+            if not isinstance(key, str):
+                raise LabelError(f"label keys must be strings, got {key!r}", path=source)
+            if key in known:
+                values[key] = _PARSERS[key](value, key, source)
+            else:
+                extra[key] = value
+        return cls(**values, extra=extra)
+
+    def to_dict(self, *, full: bool = False) -> dict[str, Any]:
+        """Known keys (then `extra`). Unless `full`, keys still at their "not given" default are left out;
+        `from_dict(to_dict())` gives back an equal record either way."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            if full or is_given(f.name, value):
+                out[f.name] = value
+        out.update(self.extra)
+        return out
+
+    def given_fields(self) -> tuple[str, ...]:
+        """Names of the known fields that hold a value (not their "not given" default)."""
+        return tuple(f.name for f in fields(self) if f.name != "extra" and is_given(f.name, getattr(self, f.name)))
+
+
+def is_given(name: str, value: Any) -> bool:
+    """Whether a field value counts as written by someone (used for precedence and for `analyze`)."""
+    if name == "language":
+        return value != "unknown"
+    return value is not None and value != ""
+
+
+def merge_labels(base: SampleLabels, overlay: SampleLabels, *, overwrite: bool) -> SampleLabels:
+    """Fill `base` from `overlay`. A given overlay value replaces the base value when `overwrite` is true or
+    the base has none; values that are not given never erase anything. Extra keys merge the same way."""
+    changes: dict[str, Any] = {}
+    for name in overlay.given_fields():
+        if overwrite or not is_given(name, getattr(base, name)):
+            changes[name] = getattr(overlay, name)
+    extra = dict(base.extra)
+    for key, value in overlay.extra.items():
+        if overwrite or key not in extra:
+            extra[key] = value
+    return replace(base, **changes, extra=extra)
+
+
+def label_conflicts(base: SampleLabels, overlay: SampleLabels) -> list[str]:
+    """Keys given in both records with different values (what a merge with overwrite would change)."""
+    names = [n for n in overlay.given_fields()
+             if is_given(n, getattr(base, n)) and getattr(base, n) != getattr(overlay, n)]
+    names += [k for k, v in overlay.extra.items() if k in base.extra and base.extra[k] != v]
+    return names
+
+
+def parse_timesignature(value: Any, *, source: Path | str | None = None, key: str = "timesignature") -> str | None:
+    """"4", "4/4", 4 → "4"; "6/8" → "6"; null or "" → None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise _wrong_type(key, value, 'a time signature such as "4" or "4/4"', source)
+    match = _TIMESIG.match(str(value))
+    if match is None or int(match.group(1)) <= 0 or (match.group(2) is not None and int(match.group(2)) <= 0):
+        raise LabelError(f"{key} is {value!r}, not a time signature", path=source,
+                         fix='write beats per bar ("4") or a fraction ("3/4")')
+    return str(int(match.group(1)))
+
+
+def _resolve_aliases(data: dict[str, Any], source: Path | str | None) -> dict[str, Any]:
+    out = dict(data)
+    for alias, name in KEY_ALIASES.items():
+        if alias not in out:
+            continue
+        value = out.pop(alias)
+        if name in out and out[name] != value:
+            raise LabelError(f"{alias} ({value!r}) and {name} ({out[name]!r}) disagree", path=source,
+                             fix=f"keep only {name}")
+        out[name] = value
+    return out
+
+
+def _text(value: Any, key: str, source: Path | str | None) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _wrong_type(key, value, "a string", source)
+    return value
+
+
+def _optional_text(value: Any, key: str, source: Path | str | None) -> str | None:
+    return _text(value, key, source) or None
+
+
+def _whole_number(value: Any, key: str, source: Path | str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise _wrong_type(key, value, "a whole number", source)
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and _INT.match(value):
+        number = int(value)
+    else:
+        raise _wrong_type(key, value, "a whole number", source, fix=f"write {key} as an integer, e.g. 120")
+    if number < 0 or (key == "bpm" and number == 0):
+        raise LabelError(f"{key} is {number}, which is not a usable value", path=source,
+                         fix=f"write a positive {key} or remove the key")
+    return number
+
+
+def _language(value: Any, key: str, source: Path | str | None) -> str:
+    if value is None or value == "":
+        return "unknown"
+    if not isinstance(value, str):
+        raise _wrong_type(key, value, "a language code", source)
+    code = value.strip().lower()
+    if code not in LANGUAGES:
+        raise LabelError(f"{key} {value!r} is not an ACE-Step language code", path=source,
+                         fix=f"use one of: {' '.join(LANGUAGES)}")
+    return code
+
+
+def _bool(value: Any, key: str, source: Path | str | None) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise _wrong_type(key, value, "true or false", source)
+
+
+def _prompt_override(value: Any, key: str, source: Path | str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if value not in PROMPT_OVERRIDES:
+        raise LabelError(f"{key} is {value!r}", path=source, fix='use "caption", "genre" or null')
+    return value
+
+
+def _timesig(value: Any, key: str, source: Path | str | None) -> str | None:
+    return parse_timesignature(value, source=source, key=key)
+
+
+_PARSERS = {
+    **{name: _text for name in _TEXT_FIELDS},
+    "keyscale": _optional_text,
+    "bpm": _whole_number,
+    "duration": _whole_number,
+    "timesignature": _timesig,
+    "language": _language,
+    "is_instrumental": _bool,
+    "prompt_override": _prompt_override,
+}
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _wrong_type(key: str, value: Any, expected: str, source: Path | str | None, fix: str | None = None) -> LabelError:
+    return LabelError(f"{key} must be {expected}, got {_type_name(value)} {value!r}", path=source,
+                      fix=fix or f"change the value of {key!r} to {expected}")

@@ -1,0 +1,324 @@
+"""Preprocess a labelled dataset into a fingerprinted cache, incrementally and crash-safely.
+
+`preprocess(...)` is a generator of events (Started, Progressed, Skipped, Warned, Finished):
+front ends render them, tests collect them. A sample is recomputed only when its input hash
+(audio bytes + the exact caption prompt and lyric text + the tensor-changing options)
+changed; songs that disappeared are dropped; bad audio files are skipped and reported.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from acetune.audio import load_audio, probe_audio
+from acetune.data.cache import FINGERPRINT_FILE, INDEX_FILE, CacheEntry, CacheReader, CacheWriter, read_index
+from acetune.data.captions import genre_indices, select_caption
+from acetune.data.dataset import Dataset, DatasetSample
+from acetune.data.encoding import encode_audio_and_text, encode_condition, sample_generator, timbre_reference
+from acetune.data.fingerprint import Fingerprint, folder_digest, read_fingerprint, write_fingerprint
+from acetune.data.prompts import build_caption_prompt, build_lyric_text, build_metas
+from acetune.errors import AudioError, CacheError, CacheMismatchError
+from acetune.events import Event, Finished, Progressed, Skipped, Started, Warned
+from acetune.model.bundle import Bundle, resolve_bundle
+from acetune.model.checkpoint import CONFIG_FILE, load_model, load_silence_latent
+from acetune.model.config import ModelConfig
+from acetune.model.text_encoder import load_text_encoder, tokenizer_hash
+from acetune.model.vae import load_vae
+from acetune.model.variant import detect_variant
+from acetune.model.weights import parse_dtype
+
+STAGING_DIR = ".pass1"
+LYRIC_FORMAT = "language-header"  # the newer upstream format, identical to inference
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Options of one preprocessing run. Those in `tensor_options()` are part of the fingerprint."""
+
+    max_duration_s: float = 240.0
+    normalize: str = "none"  # none | peak | lufs
+    latent_mode: str = "sample"  # sample (as ACE-Step trains) | mean
+    seed: int = 0
+    chunk_s: float = 30.0
+    overlap_s: float = 2.0
+    storage_dtype: str = "fp32"
+    compute_dtype: str = "fp32"
+    timbre_reference: str = "silence"  # silence (as inference) | zero-frame (upstream LoRA preprocessing)
+    two_pass: bool = False
+    device: str = "cpu"
+    model: str | None = None  # DiT folder inside the checkpoint dir
+    shard_max_mb: int = 256
+    flush_every: int = 32
+
+    def tensor_options(self) -> dict:
+        keys = ("max_duration_s", "normalize", "latent_mode", "seed", "chunk_s", "overlap_s", "storage_dtype",
+                "compute_dtype", "timbre_reference")
+        return {**{k: getattr(self, k) for k in keys}, "lyric_format": LYRIC_FORMAT}
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    sample: DatasetSample
+    caption: str
+    prompt: str
+    lyric_text: str
+    input_hash: str
+
+    @property
+    def id(self) -> str:
+        return self.sample.relative
+
+
+def content_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def plan_samples(dataset: Dataset, config: PreprocessConfig) -> list[SamplePlan]:
+    """Final caption, prompt and lyric text per sample: the one place where labels become text."""
+    genre_set = genre_indices(len(dataset.samples), dataset.genre_ratio)
+    options = json.dumps(config.tensor_options(), sort_keys=True)
+    plans = []
+    for index, sample in enumerate(dataset.samples):
+        labels = sample.labels
+        caption = select_caption(labels, index, genre_set, dataset.tag)
+        metas = build_metas(labels.bpm, labels.timesignature, labels.keyscale, _duration_s(sample))
+        prompt = build_caption_prompt(caption, metas)
+        lyric_text = build_lyric_text(labels.lyrics, labels.language)
+        audio_hash = content_hash(sample.audio_path)
+        input_hash = hashlib.sha256("\0".join([audio_hash, prompt, lyric_text, options]).encode()).hexdigest()
+        plans.append(SamplePlan(sample, caption, prompt, lyric_text, input_hash))
+    return plans
+
+
+def _duration_s(sample: DatasetSample) -> int | None:
+    """The labelled duration, else the whole file's length from its header (as upstream's metas)."""
+    if sample.labels.duration is not None:
+        return sample.labels.duration
+    try:
+        return int(probe_audio(sample.audio_path).duration_s)
+    except AudioError:
+        return None  # the file is unreadable: loading it reports why and skips it
+
+
+def make_fingerprint(bundle: Bundle, config: PreprocessConfig) -> Fingerprint:
+    model_config = ModelConfig.from_json_file(bundle.dit / CONFIG_FILE)
+    return Fingerprint(
+        variant=detect_variant(model_config).name, model=folder_digest(bundle.dit), vae=folder_digest(bundle.vae),
+        text_encoder=folder_digest(bundle.text_encoder), tokenizer=tokenizer_hash(bundle.text_encoder),
+        options=config.tensor_options(),
+    )
+
+
+def open_cache(out: Path, fingerprint: Fingerprint, rebuild: bool) -> list[CacheEntry]:
+    """Entries to build on: those of a matching cache, none for a new (or rebuilt) one."""
+    out = Path(out)
+    if not out.exists():
+        return []
+    if not (out / INDEX_FILE).exists() and not (out / FINGERPRINT_FILE).exists():
+        if any(out.iterdir()):
+            raise CacheError("the output folder exists and is not an acetune cache; refusing to write into it",
+                             path=out, fix="choose a new or empty --out folder")
+        return []
+    if rebuild:
+        _delete_cache_files(out)
+        return []
+    found = read_fingerprint(out)
+    lines = found.differences(fingerprint)
+    if lines:
+        raise CacheMismatchError("the existing cache was made differently:\n  " + "\n  ".join(lines), path=out,
+                                 fix="pass --rebuild to replace it, or choose another --out folder")
+    return read_index(out) if (out / INDEX_FILE).exists() else []
+
+
+def _delete_cache_files(out: Path) -> None:
+    """Remove only what acetune wrote: never other files the user keeps in the folder."""
+    for path in list(out.glob("shard-*.safetensors")) + [out / INDEX_FILE, out / FINGERPRINT_FILE]:
+        if path.exists():
+            path.unlink()
+    if (out / STAGING_DIR).exists():
+        shutil.rmtree(out / STAGING_DIR)
+
+
+def preprocess(
+    dataset: Dataset,
+    checkpoint_dir: str | Path,
+    out: str | Path,
+    config: PreprocessConfig = PreprocessConfig(),
+    *,
+    rebuild: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Iterator[Event]:
+    out = Path(out)
+    bundle = resolve_bundle(checkpoint_dir, config.model)
+    fingerprint = make_fingerprint(bundle, config)
+    existing = {e.id: e for e in open_cache(out, fingerprint, rebuild)}
+    plans = plan_samples(dataset, config)
+    todo = [p for p in plans if existing.get(p.id) is None or existing[p.id].input_hash != p.input_hash]
+    todo_ids = {p.id for p in todo}
+    kept = [existing[p.id] for p in plans if p.id in existing and p.id not in todo_ids]
+    out.mkdir(parents=True, exist_ok=True)
+    write_fingerprint(out, fingerprint)
+    writer = CacheWriter(out, kept, shard_max_bytes=config.shard_max_mb * 2**20)
+    counts = {"samples": len(plans), "reused": len(kept), "computed": 0, "failed": 0,
+              "removed": len(set(existing) - {p.id for p in plans})}
+    yield Started("preprocess", total=len(todo) * (2 if config.two_pass else 1))
+    stopped = False
+    try:
+        run = _two_pass if config.two_pass else _one_pass
+        for event in run(todo, bundle, out, config, writer, counts, should_stop):
+            yield event
+            if isinstance(event, Finished):
+                stopped = True
+    finally:
+        writer.close()
+    if not stopped:
+        counts["cached"] = len(writer.entries)
+        yield Finished("preprocess", "complete" if writer.entries else "failed", counts)
+
+
+def _one_pass(todo, bundle, out, config, writer, counts, should_stop) -> Iterator[Event]:
+    if not todo:
+        return
+    vae, text_encoder = _load_pass1(bundle, config)
+    loaded = load_model(bundle.dit, components=("encoder",), dtype=config.compute_dtype, device=config.device)
+    silence = loaded.silence_latent.cpu()
+    reference = timbre_reference(config.timbre_reference, silence)
+    for done, plan in enumerate(todo, 1):
+        if should_stop():
+            yield Finished("preprocess", "stopped", counts)
+            return
+        result = yield from _features(plan, config, vae, text_encoder, silence, counts)
+        if result is not None:
+            features, metadata = result
+            states = encode_condition(loaded.model, features.text_hidden_states, features.lyric_hidden_states,
+                                      reference)
+            writer.add(_entry(plan, features, states, metadata),
+                       _final_tensors(features.target_latents, states, config))
+            counts["computed"] += 1
+            if counts["computed"] % config.flush_every == 0:
+                writer.flush()
+        yield Progressed(done, len(todo), plan.id)
+
+
+def _two_pass(todo, bundle, out, config, writer, counts, should_stop) -> Iterator[Event]:
+    """Pass 1 (VAE + text encoder, then freed) into a staging cache; pass 2 (condition encoder)."""
+    if not todo:
+        return
+    staging_dir = out / STAGING_DIR
+    staged = {e.id: e for e in (read_index(staging_dir) if (staging_dir / INDEX_FILE).exists() else [])}
+    need = {p.id for p in todo if p.id not in staged or staged[p.id].input_hash != p.input_hash}
+    staging = CacheWriter(staging_dir, [staged[p.id] for p in todo if p.id not in need],
+                          shard_max_bytes=config.shard_max_mb * 2**20)
+    total = 2 * len(todo)
+    failed: set[str] = set()
+    try:
+        if need:
+            vae, text_encoder = _load_pass1(bundle, config)
+            silence = load_silence_latent(bundle.dit, ModelConfig.from_json_file(bundle.dit / CONFIG_FILE))
+            for done, plan in enumerate(todo, 1):
+                if should_stop():
+                    yield Finished("preprocess", "stopped", counts)
+                    return
+                if plan.id in need:
+                    result = yield from _features(plan, config, vae, text_encoder, silence, counts)
+                    if result is None:
+                        failed.add(plan.id)
+                    else:
+                        features, metadata = result
+                        staging.add(_entry(plan, features, None, metadata), features.tensors())
+                yield Progressed(done, total, plan.id)
+            del vae, text_encoder
+            _free_memory(config.device)
+    finally:
+        staging.close()
+    loaded = load_model(bundle.dit, components=("encoder",), dtype=config.compute_dtype, device=config.device)
+    reference = timbre_reference(config.timbre_reference, loaded.silence_latent.cpu())
+    reader = CacheReader(staging_dir)
+    for done, plan in enumerate(todo, len(todo) + 1):
+        if should_stop():
+            yield Finished("preprocess", "stopped", counts)
+            return
+        if plan.id not in failed:
+            staged_entry = reader.entries[reader.index_of(plan.id)]
+            tensors = reader.load(reader.index_of(plan.id))
+            states = encode_condition(loaded.model, tensors["text_hidden_states"], tensors["lyric_hidden_states"],
+                                      reference)
+            entry = CacheEntry(plan.id, "", plan.input_hash, staged_entry.latent_length, states.shape[0],
+                               metadata=staged_entry.metadata)
+            writer.add(entry, _final_tensors(tensors["target_latents"], states, config))
+            counts["computed"] += 1
+            if counts["computed"] % config.flush_every == 0:
+                writer.flush()
+        yield Progressed(done, total, plan.id)
+    writer.flush()
+    del reader
+    shutil.rmtree(staging_dir)
+
+
+def _load_pass1(bundle: Bundle, config: PreprocessConfig):
+    dtype = parse_dtype(config.compute_dtype)
+    return (load_vae(bundle.vae, dtype=dtype, device=config.device),
+            load_text_encoder(bundle.text_encoder, dtype=dtype, device=config.device))
+
+
+def _features(plan, config, vae, text_encoder, silence, counts):
+    """Pass-1 work for one sample; a bad audio file becomes a Skipped event (returns None)."""
+    try:
+        audio = load_audio(plan.sample.audio_path, max_duration_s=config.max_duration_s, normalize=config.normalize)
+    except AudioError as err:
+        counts["failed"] += 1
+        yield Skipped(plan.sample.audio_path, err.what)
+        return None
+    if audio.note:
+        yield Warned("audio", f"{plan.sample.audio_path}: {audio.note}")
+    features = encode_audio_and_text(
+        audio.waveform, plan.prompt, plan.lyric_text, vae=vae, text_encoder=text_encoder, silence_latent=silence,
+        generator=sample_generator(config.seed, plan.id), sample_latents=config.latent_mode == "sample",
+        chunk_s=config.chunk_s, overlap_s=config.overlap_s,
+    )
+    if not all(torch.isfinite(t).all() for t in features.tensors().values()):
+        counts["failed"] += 1
+        yield Skipped(plan.sample.audio_path, "encoding produced NaN or Inf values")
+        return None
+    plan_meta = plan.sample.labels
+    metadata = {
+        "source": str(plan.sample.audio_path), "caption": plan.caption, "prompt": plan.prompt,
+        "lyrics": plan_meta.lyrics, "lyric_text": plan.lyric_text, "language": plan_meta.language,
+        "bpm": plan_meta.bpm, "keyscale": plan_meta.keyscale, "timesignature": plan_meta.timesignature,
+        "duration": plan_meta.duration, "genre": plan_meta.genre, "custom_tag": plan_meta.custom_tag,
+        "source_duration_s": audio.source_duration_s, "truncated": audio.truncated, "silent": features.silent,
+        "text_length": int(features.text_hidden_states.shape[0]),
+        "lyric_length": int(features.lyric_hidden_states.shape[0]),
+    }
+    return features, metadata
+
+
+def _entry(plan: SamplePlan, features, states: torch.Tensor | None, metadata: dict) -> CacheEntry:
+    return CacheEntry(plan.id, "", plan.input_hash, int(features.target_latents.shape[0]),
+                      0 if states is None else int(states.shape[0]), metadata=metadata)
+
+
+def _final_tensors(latents: torch.Tensor, states: torch.Tensor, config: PreprocessConfig) -> dict[str, torch.Tensor]:
+    dtype = parse_dtype(config.storage_dtype)
+    return {"target_latents": latents.to(dtype), "encoder_hidden_states": states.to(dtype)}
+
+
+def _free_memory(device: str) -> None:
+    gc.collect()
+    if str(device).startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+__all__ = ["PreprocessConfig", "SamplePlan", "content_hash", "make_fingerprint", "plan_samples", "preprocess"]

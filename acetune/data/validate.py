@@ -1,0 +1,117 @@
+"""Check a cache before training on it: tensors, lengths, padding cost of batching, fingerprint."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from acetune.audio import LATENT_FRAMES_PER_SECOND
+from acetune.data.cache import CacheReader
+from acetune.data.fingerprint import Fingerprint, folder_digest, read_fingerprint
+from acetune.errors import CacheError
+from acetune.model.bundle import resolve_bundle
+from acetune.model.checkpoint import CONFIG_FILE
+from acetune.model.config import ModelConfig
+from acetune.model.text_encoder import tokenizer_hash
+from acetune.model.variant import detect_variant
+
+
+@dataclass(frozen=True)
+class LengthStats:
+    minimum: int
+    mean: float
+    maximum: int
+
+    @classmethod
+    def of(cls, values: list[int]) -> "LengthStats":
+        return cls(min(values), sum(values) / len(values), max(values)) if values else cls(0, 0.0, 0)
+
+
+@dataclass
+class ValidationReport:
+    folder: Path
+    samples: int
+    problems: list[str] = field(default_factory=list)  # "<sample id>: what is wrong"
+    latent: LengthStats | None = None
+    condition: LengthStats | None = None
+    dtypes: dict[str, str] = field(default_factory=dict)
+    padding_efficiency: dict[str, float] = field(default_factory=dict)  # useful / computed tokens
+    fingerprint_differences: list[str] | None = None  # None: not checked
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.fingerprint_differences and self.samples > 0
+
+    @property
+    def latent_seconds(self) -> LengthStats | None:
+        if self.latent is None:
+            return None
+        f = LATENT_FRAMES_PER_SECOND
+        return LengthStats(self.latent.minimum // f, self.latent.mean / f, self.latent.maximum // f)
+
+
+def padding_efficiency(lengths: list[int], batch_size: int, *, bucketed: bool, seed: int = 0) -> float:
+    """Share of computed positions that are real data when batches are padded to their longest item.
+
+    Unbucketed batches come from a seeded shuffle (what a random sampler does); bucketed batches
+    group samples of similar length (sorted, consecutive).
+    """
+    if not lengths:
+        return 0.0
+    order = sorted(lengths) if bucketed else random.Random(seed).sample(lengths, len(lengths))
+    computed = sum(max(order[i:i + batch_size]) * len(order[i:i + batch_size]) for i in range(0, len(order), batch_size))
+    return sum(lengths) / computed
+
+
+def validate_cache(folder: str | Path, *, batch_size: int = 4, checkpoint_dir: str | Path | None = None,
+                   model: str | None = None) -> ValidationReport:
+    folder = Path(folder)
+    reader = CacheReader(folder)
+    fingerprint = read_fingerprint(folder)
+    report = ValidationReport(folder, len(reader))
+    latent_lengths, condition_lengths = [], []
+    for index, entry in enumerate(reader.entries):
+        try:
+            tensors = reader.load(index)
+        except CacheError as err:
+            report.problems.append(f"{entry.id}: {err.what}")
+            continue
+        report.problems.extend(f"{entry.id}: {p}" for p in _check_sample(entry, tensors))
+        for name, tensor in tensors.items():
+            report.dtypes.setdefault(name, str(tensor.dtype).removeprefix("torch."))
+        latent_lengths.append(entry.latent_length)
+        condition_lengths.append(entry.condition_length)
+    report.latent, report.condition = LengthStats.of(latent_lengths), LengthStats.of(condition_lengths)
+    for name, lengths in (("latent", latent_lengths), ("condition", condition_lengths)):
+        report.padding_efficiency[f"{name}, random batches"] = padding_efficiency(lengths, batch_size, bucketed=False)
+        report.padding_efficiency[f"{name}, length buckets"] = padding_efficiency(lengths, batch_size, bucketed=True)
+    if checkpoint_dir is not None:
+        bundle = resolve_bundle(checkpoint_dir, model)
+        now = Fingerprint(variant=detect_variant(ModelConfig.from_json_file(bundle.dit / CONFIG_FILE)).name,
+                          model=folder_digest(bundle.dit), vae=folder_digest(bundle.vae),
+                          text_encoder=folder_digest(bundle.text_encoder), tokenizer=tokenizer_hash(bundle.text_encoder),
+                          options=fingerprint.options)
+        report.fingerprint_differences = fingerprint.differences(now, include_options=False)
+    return report
+
+
+def _check_sample(entry, tensors: dict[str, torch.Tensor]) -> list[str]:
+    problems = []
+    expected = {"target_latents": entry.latent_length, "encoder_hidden_states": entry.condition_length}
+    for name, length in expected.items():
+        tensor = tensors.get(name)
+        if tensor is None:
+            problems.append(f"{name} is missing")
+            continue
+        if tensor.dim() != 2 or tensor.shape[0] != length:
+            problems.append(f"{name} has shape {list(tensor.shape)}, the index says {length} rows")
+        if not tensor.is_floating_point():
+            problems.append(f"{name} has dtype {tensor.dtype}, expected floating point")
+        elif not bool(torch.isfinite(tensor).all()):
+            problems.append(f"{name} holds NaN or Inf values")
+    if entry.latent_length == 0:
+        problems.append("no latent frames")
+    return problems

@@ -1,0 +1,228 @@
+"""Preprocessing on the tiny bundle: formats, labels, bad files, incremental reruns, interruption,
+two-pass equivalence, fingerprint refusal, and the stored tensors against a direct computation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from acetune.audio import synthesize_song, write_audio
+from acetune.data.cache import CacheReader, read_index
+from acetune.data.dataset import scan_dataset
+from acetune.data.preprocess import PreprocessConfig, plan_samples, preprocess
+from acetune.errors import CacheError, CacheMismatchError
+from acetune.events import Finished, Progressed, Skipped, Started
+
+SONGS = {  # relative path -> (bpm, key, seconds)
+    "a_pop.wav": (120, "C major", 3.0),
+    "nested/b_ballad.flac": (80, "A minor", 2.5),
+    "c_rock.mp3": (140, "E minor", 2.2),
+    "d_jazz.ogg": (100, "F major", 2.0),
+}
+
+
+@pytest.fixture()
+def songs(tmp_path) -> Path:
+    root = tmp_path / "songs"
+    for index, (name, (bpm, key, seconds)) in enumerate(SONGS.items()):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_audio(path, synthesize_song(seed=index, duration_s=seconds, bpm=bpm, key=key), 48000)
+    (root / "a_pop.json").write_text(json.dumps({"caption": "bright pop", "bpm": 120, "keyscale": "C major",
+                                                 "lyrics": "[Verse]\nla la la", "language": "en"}))
+    (root / "nested" / "b_ballad.caption.txt").write_text("slow piano ballad")
+    (root / "broken.wav").write_bytes(b"RIFF0000WAVEfmt not really")
+    return root
+
+
+def run(dataset_dir: Path, bundle: Path, out: Path, config: PreprocessConfig = PreprocessConfig(), **kwargs):
+    dataset = scan_dataset(dataset_dir).dataset
+    events = list(preprocess(dataset, bundle, out, config, **kwargs))
+    return events, next(e for e in reversed(events) if isinstance(e, Finished))
+
+
+def cache_tensors(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
+    reader = CacheReader(folder)
+    return {e.id: {k: v.clone() for k, v in reader.load(i).items()} for i, e in enumerate(reader.entries)}
+
+
+def test_preprocess_builds_a_cache_and_skips_bad_files(songs, tiny_bundle, tmp_path):
+    out = tmp_path / "cache"
+    events, finished = run(songs, tiny_bundle, out)
+    assert isinstance(events[0], Started) and finished.reason == "complete"
+    assert [s.path.name for s in events if isinstance(s, Skipped)] == ["broken.wav"]
+    assert sum(isinstance(e, Progressed) for e in events) == 5
+    assert finished.summary["cached"] == 4 and finished.summary["failed"] == 1
+    reader = CacheReader(out)
+    entry = reader.entries[reader.index_of("a_pop.wav")]
+    tensors = reader.load(reader.index_of("a_pop.wav"))
+    assert tensors["target_latents"].shape == (75, 8)  # 3 s at 25 frames/s, 8 latent channels
+    assert entry.latent_length == 75
+    meta = entry.metadata
+    assert meta["caption"] == "bright pop" and "- bpm: 120\n" in meta["prompt"]
+    assert meta["lyric_text"] == "# Languages\nen\n\n# Lyric\n[Verse]\nla la la<|endoftext|>"
+    # packed condition: lyric tokens + one timbre slot + caption tokens, all valid, nothing padded
+    assert tensors["encoder_hidden_states"].shape == (meta["lyric_length"] + 1 + meta["text_length"], 64)
+    ballad = reader.entries[reader.index_of("nested/b_ballad.flac")].metadata
+    assert ballad["caption"] == "slow piano ballad" and ballad["lyric_text"].endswith("[Instrumental]<|endoftext|>")
+    assert "- duration: 2 seconds\n" in ballad["prompt"]  # unlabelled: the file's own length
+    assert json.loads((out / "fingerprint.json").read_text())["variant"] == "turbo"
+
+
+def test_stored_condition_equals_a_direct_encoder_call(songs, tiny_bundle, tmp_path):
+    from acetune.model import load_model
+    from acetune.model.text_encoder import load_text_encoder
+
+    out = tmp_path / "cache"
+    run(songs, tiny_bundle, out)
+    plan = next(p for p in plan_samples(scan_dataset(songs).dataset, PreprocessConfig()) if p.id == "a_pop.wav")
+    encoder = load_text_encoder(tiny_bundle / "Qwen3-Embedding-0.6B")
+    loaded = load_model(tiny_bundle / "acestep-v15-turbo")
+    text, lyrics = encoder.encode_caption(plan.prompt), encoder.embed_lyrics(plan.lyric_text)
+    with torch.no_grad():
+        states, mask = loaded.model.encoder(text[None], torch.ones(1, len(text)), lyrics[None],
+                                            torch.ones(1, len(lyrics)), loaded.silence_latent[:, :750],
+                                            torch.tensor([0]))
+    cached = cache_tensors(out)["a_pop.wav"]["encoder_hidden_states"]
+    assert bool(mask.all()) and torch.allclose(cached, states[0], atol=1e-6)
+
+
+def test_incremental_rerun_adds_changes_and_drops(songs, tiny_bundle, tmp_path):
+    out = tmp_path / "cache"
+    run(songs, tiny_bundle, out)
+    first = cache_tensors(out)
+    _, again = run(songs, tiny_bundle, out)
+    assert (again.summary["computed"], again.summary["reused"]) == (0, 4)
+    (songs / "d_jazz.json").write_text(json.dumps({"caption": "smoky jazz trio"}))  # a label changed
+    (songs / "c_rock.mp3").unlink()  # a song deleted
+    write_audio(songs / "e_new.wav", synthesize_song(seed=9, duration_s=2.0, bpm=90, key="D major"), 48000)
+    _, third = run(songs, tiny_bundle, out)
+    assert third.summary["computed"] == 2 and third.summary["reused"] == 2 and third.summary["removed"] == 1
+    now = cache_tensors(out)
+    assert set(now) == {"a_pop.wav", "nested/b_ballad.flac", "d_jazz.ogg", "e_new.wav"}
+    assert torch.equal(now["a_pop.wav"]["target_latents"], first["a_pop.wav"]["target_latents"])
+    assert not torch.equal(now["d_jazz.ogg"]["encoder_hidden_states"], first["d_jazz.ogg"]["encoder_hidden_states"])
+    shards = {e.shard for e in read_index(out)}
+    assert {p.name for p in out.glob("shard-*.safetensors")} == shards  # no orphaned shards
+
+
+def test_interrupted_run_resumes_to_the_same_cache(songs, tiny_bundle, tmp_path, monkeypatch):
+    reference = tmp_path / "reference"
+    run(songs, tiny_bundle, reference)
+    out = tmp_path / "cache"
+    config = PreprocessConfig(flush_every=1)
+    calls = {"n": 0}
+    import acetune.data.preprocess as module
+
+    real = module.encode_condition
+
+    def dies_on_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of a sample
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "encode_condition", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run(songs, tiny_bundle, out, config)
+    assert len(CacheReader(out)) == 2  # the finished samples survived
+    monkeypatch.setattr(module, "encode_condition", real)
+    _, finished = run(songs, tiny_bundle, out, config)
+    assert finished.summary["reused"] == 2 and finished.summary["computed"] == 2
+    expected, got = cache_tensors(reference), cache_tensors(out)
+    assert expected.keys() == got.keys()
+    for sample_id in expected:
+        for name in expected[sample_id]:
+            assert torch.equal(expected[sample_id][name], got[sample_id][name]), (sample_id, name)
+
+
+def test_stop_request_ends_with_stopped(songs, tiny_bundle, tmp_path):
+    seen = []
+    events, finished = run(songs, tiny_bundle, tmp_path / "cache", should_stop=lambda: len(seen.append(1) or seen) > 2)
+    assert finished.reason == "stopped"  # asked before the third file: a_pop done, broken.wav skipped
+    assert [e.id for e in read_index(tmp_path / "cache")] == ["a_pop.wav"]
+
+
+def test_two_pass_equals_one_pass(songs, tiny_bundle, tmp_path):
+    run(songs, tiny_bundle, tmp_path / "one")
+    _, finished = run(songs, tiny_bundle, tmp_path / "two", PreprocessConfig(two_pass=True))
+    assert finished.summary["cached"] == 4 and not (tmp_path / "two" / ".pass1").exists()
+    one, two = cache_tensors(tmp_path / "one"), cache_tensors(tmp_path / "two")
+    assert one.keys() == two.keys()
+    for sample_id in one:
+        for name in one[sample_id]:
+            assert torch.equal(one[sample_id][name], two[sample_id][name]), (sample_id, name)
+
+
+def test_cache_from_another_checkpoint_or_options_is_refused(songs, tiny_bundle, tmp_path):
+    from acetune.model.tiny_bundle import write_tiny_bundle
+
+    out = tmp_path / "cache"
+    run(songs, tiny_bundle, out)
+    other = write_tiny_bundle(tmp_path / "other-checkpoints", seed=1)
+    with pytest.raises(CacheMismatchError, match="model: cache") as err:
+        run(songs, other, out)
+    assert "vae: cache" in str(err.value) and "--rebuild" in str(err.value)
+    with pytest.raises(CacheMismatchError, match="options.normalize: cache 'none', now 'peak'"):
+        run(songs, tiny_bundle, out, PreprocessConfig(normalize="peak"))
+    (out / "my-notes.txt").write_text("mine")
+    _, rebuilt = run(songs, other, out, rebuild=True)
+    assert rebuilt.summary["computed"] == 4 and (out / "my-notes.txt").read_text() == "mine"
+
+
+def test_output_folder_that_is_not_a_cache_is_refused(songs, tiny_bundle, tmp_path):
+    out = tmp_path / "elsewhere"
+    out.mkdir()
+    (out / "thesis.docx").write_text("important")
+    with pytest.raises(CacheError, match="not an acetune cache"):
+        run(songs, tiny_bundle, out)
+    assert (out / "thesis.docx").read_text() == "important"
+
+
+def test_all_bad_files_end_failed(tmp_path, tiny_bundle):
+    root = tmp_path / "bad"
+    root.mkdir()
+    (root / "x.wav").write_bytes(b"")
+    (root / "y.flac").write_bytes(b"not flac")
+    _, finished = run(root, tiny_bundle, tmp_path / "cache")
+    assert finished.reason == "failed" and finished.summary["failed"] == 2
+
+
+def test_silent_song_uses_the_silence_latent(tmp_path, tiny_bundle):
+    import numpy as np
+
+    from acetune.model import load_model
+
+    root = tmp_path / "quiet"
+    root.mkdir()
+    write_audio(root / "silence.wav", np.zeros((2, 48000), dtype=np.float32), 48000)
+    run(root, tiny_bundle, tmp_path / "cache")
+    latents = cache_tensors(tmp_path / "cache")["silence.wav"]["target_latents"]
+    silence = load_model(tiny_bundle / "acestep-v15-turbo").silence_latent
+    assert torch.equal(latents, silence[0, :25])
+    assert read_index(tmp_path / "cache")[0].metadata["silent"] is True
+
+
+def test_preprocess_then_validate_from_the_cli(songs, tiny_bundle, tmp_path, capsys):
+    from acetune.cli.app import main
+
+    out = tmp_path / "cache"
+    code = main(["preprocess", "--audio-dir", str(songs), "--checkpoint-dir", str(tiny_bundle), "--out", str(out),
+                 "--tag", "zz-style", "--device", "cpu"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "broken.wav" in printed and "4 samples" in printed
+    assert read_index(out)[0].metadata["caption"].startswith("zz-style")
+    assert main(["dataset", "validate", str(out), "--checkpoint-dir", str(tiny_bundle)]) == 0
+    report = capsys.readouterr().out
+    assert "fingerprint: matches" in report and "length buckets" in report
+    other = tmp_path / "cp2"
+    shutil.copytree(tiny_bundle, other)
+    (other / "acestep-v15-turbo" / "silence_latent.pt").write_bytes(
+        (tiny_bundle / "vae" / "config.json").read_bytes())  # a different file -> different digest
+    assert main(["dataset", "validate", str(out), "--checkpoint-dir", str(other)]) == 2
+    assert "fingerprint MISMATCH" in capsys.readouterr().out

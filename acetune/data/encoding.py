@@ -35,6 +35,16 @@ def silence_frames(silence_latent: torch.Tensor, frames: int) -> torch.Tensor:
     return source[:frames]
 
 
+def text2music_context(silence_latent: torch.Tensor, frames: int) -> torch.Tensor:
+    """Context latents [T, 2C] for text2music training: silence source latents + an all-ones chunk mask.
+
+    The cache does not store these: they depend only on the silence latent (fingerprinted with
+    the model) and the length, so rebuilding them at train time halves the disk a cache needs.
+    """
+    source = silence_frames(silence_latent, frames).float()
+    return torch.cat([source, torch.ones_like(source)], dim=-1)
+
+
 @dataclass(frozen=True)
 class AudioTextFeatures:
     """Pass-1 output for one sample."""

@@ -192,6 +192,28 @@ def test_all_bad_files_end_failed(tmp_path, tiny_bundle):
     assert finished.reason == "failed" and finished.summary["failed"] == 2
 
 
+def test_cli_exits_2_when_nothing_is_usable(tmp_path, tiny_bundle, capsys):
+    from acetune.cli.app import main
+
+    root = tmp_path / "bad"
+    root.mkdir()
+    (root / "x.wav").write_bytes(b"")
+    code = main(["preprocess", "--audio-dir", str(root), "--checkpoint-dir", str(tiny_bundle),
+                 "--out", str(tmp_path / "cache")])
+    captured = capsys.readouterr()
+    assert code == 2 and "x.wav" in captured.out and "no usable samples" in captured.err
+
+
+def test_missing_text_encoder_is_named(songs, tiny_bundle, tmp_path):
+    from acetune.errors import ModelLoadError
+
+    broken = tmp_path / "checkpoints"
+    shutil.copytree(tiny_bundle, broken)
+    shutil.rmtree(broken / "Qwen3-Embedding-0.6B")
+    with pytest.raises(ModelLoadError, match="the text encoder is missing"):
+        run(songs, broken, tmp_path / "cache")
+
+
 def test_silent_song_uses_the_silence_latent(tmp_path, tiny_bundle):
     import numpy as np
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 from rich.console import Console
 
 from acetune import __version__
-from acetune.cli import cache_cmd, dataset_cmd, model_cmd, preprocess_cmd
+from acetune.cli import cache_cmd, dataset_cmd, demo_cmd, model_cmd, preprocess_cmd
 from acetune.errors import AcetuneError
 
 app = typer.Typer(name="acetune", help="Fine-tune ACE-Step 1.5 music models.", no_args_is_help=True,
@@ -16,6 +17,7 @@ app = typer.Typer(name="acetune", help="Fine-tune ACE-Step 1.5 music models.", n
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(dataset_cmd.app, name="dataset")
 app.command("preprocess")(preprocess_cmd.preprocess_command)
+app.command("demo")(demo_cmd.demo_command)
 dataset_cmd.app.command("validate")(cache_cmd.validate_command)
 
 
@@ -28,6 +30,8 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a user-fixable `AcetuneError` prints its message (no traceback) and exits 2."""
+    # diffusers' VAE still builds with the old weight_norm API; the warning is not for our users
+    warnings.filterwarnings("ignore", message=".*torch.nn.utils.weight_norm.*", category=FutureWarning)
     try:
         app(args=argv, standalone_mode=False)
     except AcetuneError as err:

@@ -61,7 +61,7 @@ def split_dataset(dataset: Dataset, out: Path | str, *, segment_s: float, min_se
             audio = load_audio(sample.audio_path, max_duration_s=None)
         except AudioError as err:
             skipped += 1
-            yield Skipped(sample.audio_path, str(err))
+            yield Skipped(sample.audio_path, err.what)
             continue
         pieces = split_waveform(audio.waveform, audio.sample_rate, segment_s, min_segment_s)
         if not pieces:
@@ -94,7 +94,7 @@ def analyze_dataset(dataset: Dataset, *, overwrite: bool = False) -> Iterator[Ev
         try:
             audio = load_audio(sample.audio_path, max_duration_s=None)
         except AudioError as err:
-            yield Skipped(sample.audio_path, str(err))
+            yield Skipped(sample.audio_path, err.what)
             continue
         found = analyze_audio(audio.waveform, audio.sample_rate)
         estimates = {"bpm": found.bpm, "keyscale": found.keyscale,

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 import torch
 from safetensors.torch import save_file
 
+from acetune.data.atomic import TEMP_GLOB, write_json_atomic
 from acetune.data.shard_map import MappedShard
 from acetune.errors import CacheError
 
@@ -49,16 +50,6 @@ class CacheEntry:
 
     def key(self, name: str) -> str:
         return f"{self.id}{KEY_SEPARATOR}{name}"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, ensure_ascii=False)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def read_index(folder: Path) -> list[CacheEntry]:
@@ -92,7 +83,7 @@ class CacheWriter:
         self.shard_max_bytes = shard_max_bytes
         self._pending: list[tuple[CacheEntry, dict[str, torch.Tensor]]] = []
         self._pending_bytes = 0
-        for stray in self.folder.glob(f"*{TMP_SUFFIX}"):
+        for stray in [*self.folder.glob(f"*{TMP_SUFFIX}"), *self.folder.glob(TEMP_GLOB)]:
             stray.unlink()  # left by a run killed mid-write; never referenced by the index
 
     def add(self, entry: CacheEntry, tensors: dict[str, torch.Tensor]) -> None:
@@ -128,7 +119,8 @@ class CacheWriter:
 
     def _write_index(self) -> None:
         rows = [asdict(self.entries[k]) for k in sorted(self.entries)]
-        write_json_atomic(self.folder / INDEX_FILE, {"format_version": CACHE_FORMAT_VERSION, "samples": rows})
+        write_json_atomic(self.folder / INDEX_FILE, {"format_version": CACHE_FORMAT_VERSION, "samples": rows},
+                          indent=1)
 
     def _next_shard_name(self) -> str:
         numbers = [int(p.name[len(SHARD_PREFIX):-len(SHARD_SUFFIX)]) for p in self.folder.glob(f"{SHARD_PREFIX}*{SHARD_SUFFIX}")]

@@ -13,11 +13,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from acetune.data.atomic import write_json_atomic
 from acetune.data.labels import SampleLabels, label_conflicts, merge_labels
 from acetune.errors import LabelError
 
@@ -140,21 +139,6 @@ def sidecar_conflicts(audio_path: Path, labels: SampleLabels) -> list[str]:
     """Keys of `labels` whose value differs from one already in the audio's JSON sidecar."""
     path = json_sidecar_path(audio_path)
     return label_conflicts(read_json_sidecar(path), labels) if path.exists() else []
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON (UTF-8, indented, trailing newline) through a temp file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _read_text(path: Path) -> str:

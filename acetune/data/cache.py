@@ -3,7 +3,7 @@
 Layout of a cache folder:
 
     fingerprint.json            what made the cache (see fingerprint.py)
-    index.json                  format version + one entry per sample (shard, lengths, labels)
+    index.json                  format version + one entry per sample (shard, lengths, hashes, labels)
     shard-00000.safetensors     tensors "<sample id>::<name>", e.g. "songs/a.flac::target_latents"
 
 Shards are immutable once written: each is written to a temporary name and renamed, and only

@@ -70,6 +70,7 @@ class SamplePlan:
     caption: str
     prompt: str
     lyric_text: str
+    content_hash: str  # sha256 of the audio file's bytes
     input_hash: str
 
     @property
@@ -98,7 +99,7 @@ def plan_samples(dataset: Dataset, config: PreprocessConfig) -> list[SamplePlan]
         lyric_text = build_lyric_text(labels.lyrics, labels.language)
         audio_hash = content_hash(sample.audio_path)
         input_hash = hashlib.sha256("\0".join([audio_hash, prompt, lyric_text, options]).encode()).hexdigest()
-        plans.append(SamplePlan(sample, caption, prompt, lyric_text, input_hash))
+        plans.append(SamplePlan(sample, caption, prompt, lyric_text, audio_hash, input_hash))
     return plans
 
 
@@ -294,7 +295,7 @@ def _features(plan, config, vae, text_encoder, silence, counts):
         return None
     plan_meta = plan.sample.labels
     metadata = {
-        "source": str(plan.sample.audio_path), "caption": plan.caption, "prompt": plan.prompt,
+        "source": str(plan.sample.audio_path), "content_hash": plan.content_hash, "caption": plan.caption, "prompt": plan.prompt,
         "lyrics": plan_meta.lyrics, "lyric_text": plan.lyric_text, "language": plan_meta.language,
         "bpm": plan_meta.bpm, "keyscale": plan_meta.keyscale, "timesignature": plan_meta.timesignature,
         "duration": plan_meta.duration, "genre": plan_meta.genre, "custom_tag": plan_meta.custom_tag,

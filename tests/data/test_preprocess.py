@@ -64,6 +64,9 @@ def test_preprocess_builds_a_cache_and_skips_bad_files(songs, tiny_bundle, tmp_p
     assert entry.latent_length == 75
     meta = entry.metadata
     assert meta["caption"] == "bright pop" and "- bpm: 120\n" in meta["prompt"]
+    import hashlib
+
+    assert meta["content_hash"] == hashlib.sha256((songs / "a_pop.wav").read_bytes()).hexdigest()
     assert meta["lyric_text"] == "# Languages\nen\n\n# Lyric\n[Verse]\nla la la<|endoftext|>"
     # packed condition: lyric tokens + one timbre slot + caption tokens, all valid, nothing padded
     assert tensors["encoder_hidden_states"].shape == (meta["lyric_length"] + 1 + meta["text_length"], 64)

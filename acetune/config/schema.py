@@ -1,0 +1,183 @@
+"""`RunConfig`: the one typed configuration shared by the CLI, config files, presets and the UI.
+
+Every field is declared once, with its help text in `metadata["help"]`; CLI help and UI forms
+are generated from these declarations. Closed choices are Enums. The tree is frozen: derived
+numbers (steps per epoch, total steps, effective batch) live in the trainer's `Plan`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+CONFIG_VERSION = 1
+
+
+def option(default, help: str, **kwargs):
+    """A dataclass field with help text (one declaration: the value and what it means)."""
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use a tuple or a default_factory for mutable defaults")
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+class AdapterKind(str, Enum):
+    LORA = "lora"
+    DORA = "dora"
+    LOKR = "lokr"
+    LOHA = "loha"
+    FULL = "full"
+
+
+class AttentionTargets(str, Enum):
+    BOTH = "both"
+    SELF = "self"
+    CROSS = "cross"
+
+
+class TimestepMode(str, Enum):
+    LOGIT_NORMAL = "logit_normal"  # the pre-training sampler: max of two logit-normal draws
+    DISCRETE = "discrete"  # the 8 turbo shift-3 values (reproduction of the upstream turbo trainer)
+
+
+class LossWeighting(str, Enum):
+    NONE = "none"
+    MIN_SNR = "min_snr"
+
+
+class OptimizerKind(str, Enum):
+    ADAMW = "adamw"
+    ADAMW8BIT = "adamw8bit"
+    ADAFACTOR = "adafactor"
+    PRODIGY = "prodigy"
+
+
+class SchedulerKind(str, Enum):
+    COSINE = "cosine"
+    COSINE_RESTARTS = "cosine_restarts"
+    LINEAR = "linear"
+    CONSTANT = "constant"
+    CONSTANT_WITH_WARMUP = "constant_with_warmup"
+
+
+class Precision(str, Enum):
+    AUTO = "auto"  # bf16 on CUDA with bf16 support, fp16 on other CUDA and MPS, fp32 on CPU
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+
+class BestMetric(str, Enum):
+    EVAL = "eval"  # deterministic held-out eval loss
+    MA5 = "ma5"  # moving average of the last 5 epoch train losses
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    cache: str = option("", "cache folder made by `acetune preprocess`")
+    checkpoint_dir: str = option("", "ACE-Step checkpoints folder or DiT folder (the cache's fingerprint must match)")
+    model: str | None = option(None, "DiT folder inside checkpoint_dir (default acestep-v15-turbo)")
+    crop_frames: int = option(1500, "random crop length in latent frames (25/s; 1500 = 60 s); 0 = whole songs")
+    coverage_bins: int = option(32, "bins per song for coverage-aware crop offsets (long songs covered evenly)")
+    bucketing: bool = option(True, "batch songs of similar length together so batches need no frame padding")
+    batch_size: int = option(1, "samples per micro-batch")
+    val_split: float = option(0.0, "share of the cache held out for the eval loss (0 = evaluate on the training set)")
+    repeats: int = option(1, "times each song appears per epoch")
+    num_workers: int = option(0, "DataLoader worker processes")
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    kind: AdapterKind = option(AdapterKind.LORA, "lora, dora (PEFT), lokr, loha (LyCORIS) or full (decoder fine-tune)")
+    rank: int = option(64, "adapter rank (LyCORIS: linear_dim)")
+    alpha: float = option(128.0, "scale is alpha / rank (LyCORIS: linear_alpha)")
+    dropout: float = option(0.1, "adapter dropout (LoRA / DoRA)")
+    attention: AttentionTargets = option(AttentionTargets.BOTH, "which attention to adapt: both, self or cross")
+    projections: tuple[str, ...] = option(("q_proj", "k_proj", "v_proj", "o_proj"), "attention projections to adapt")
+    target_mlp: bool = option(False, "also adapt the SwiGLU MLP (gate_proj, up_proj, down_proj)")
+    bias: str = option("none", "PEFT bias training: none, all or lora_only")
+    factor: int = option(-1, "LyCORIS Kronecker factor (-1 = automatic)")
+    decompose_both: bool = option(False, "LyCORIS LoKr: low-rank both Kronecker factors")
+    use_tucker: bool = option(False, "LyCORIS Tucker decomposition")
+    allow_full: bool = option(False, "explicit opt-in for a full decoder fine-tune (kind = full)")
+    lr_attention: float = option(1.0, "full fine-tune: LR multiplier for attention weights")
+    lr_mlp: float = option(1.0, "full fine-tune: LR multiplier for MLP weights")
+    lr_norms: float = option(1.0, "full fine-tune: LR multiplier for norms and scale/shift tables")
+    lr_embeddings: float = option(1.0, "full fine-tune: LR multiplier for patch/time/condition embeddings")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    timesteps: TimestepMode = option(TimestepMode.LOGIT_NORMAL, "logit_normal (pre-training; mu/sigma from config.json) or discrete")
+    cfg_ratio: float = option(0.15, "probability of replacing a sample's condition with the null embedding")
+    loss_weighting: LossWeighting = option(LossWeighting.NONE, "none or min_snr")
+    snr_gamma: float = option(5.0, "min-SNR gamma")
+    adaptive_timestep_ratio: float = option(0.0, "share of each batch drawn from loss-weighted timestep bins (0 = off)")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    optimizer: OptimizerKind = option(OptimizerKind.ADAMW, "adamw (fused on CUDA), adamw8bit, adafactor or prodigy")
+    lr: float = option(1e-4, "peak learning rate (Prodigy: use 1.0)")
+    weight_decay: float = option(0.01, "decoupled weight decay (never on norms and biases)")
+    betas: tuple[float, float] = option((0.9, 0.999), "Adam betas")
+    eps: float = option(1e-8, "Adam epsilon")
+    max_grad_norm: float = option(1.0, "gradient clipping by global norm (0 = off)")
+    grad_accum: int = option(4, "micro-batches per optimizer step")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    scheduler: SchedulerKind = option(SchedulerKind.COSINE, "cosine, cosine_restarts, linear, constant or constant_with_warmup")
+    warmup_steps: int = option(100, "linear warmup steps (clamped to 10 % of the run)")
+    warmup_start_factor: float = option(0.1, "warmup starts at this fraction of lr")
+    min_lr_ratio: float = option(0.01, "cosine / linear end at lr x this")
+    restarts: int = option(4, "cycles of cosine_restarts")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    epochs: int = option(100, "passes over the cache")
+    max_steps: int = option(0, "stop after this many optimizer steps (0 = no limit)")
+    seed: int = option(42, "seed of every random draw (crops, order, noise, timesteps, dropout)")
+    precision: Precision = option(Precision.AUTO, "auto, fp32, bf16 or fp16 (fp16 uses a GradScaler)")
+    device: str = option("auto", "auto, cpu, cuda, cuda:1, mps")
+    gradient_checkpointing: float = option(0.0, "share of decoder layers recomputed in backward (0..1)")
+    honor_padding: bool = option(True, "mask padded frames and condition tokens (each sample sees only its own)")
+    window_convention: str = option("eager", "sliding-window width convention: eager (|i-j| <= w) or flash (< w)")
+    eval_every: int = option(0, "evaluate every N optimizer steps (0 = at the end of each epoch)")
+    eval_timesteps: tuple[float, ...] = option((0.1, 0.3, 0.5, 0.7, 0.9), "fixed t grid of the eval loss")
+    eval_seed: int = option(1234, "seed of the eval noise (fixed across the run)")
+    best_metric: BestMetric = option(BestMetric.EVAL, "what picks best/: eval loss or MA5 of the train loss")
+    best_after: int = option(0, "best-checkpoint tracking starts after this many steps")
+    min_delta: float = option(0.001, "an improvement must beat the best by this much")
+    early_stop_patience: int = option(0, "stop after this many evaluations without improvement (0 = never)")
+    ema_decay: float = option(0.0, "EMA of the trainable weights (e.g. 0.9999; 0 = off)")
+    nan_patience: int = option(1, "halt with the last good state after this many non-finite losses in a row")
+
+
+@dataclass(frozen=True)
+class SaveConfig:
+    output_dir: str = option("runs/acetune", "run folder (checkpoints/, best/, final/, events.jsonl, logs/)")
+    save_every: int = option(500, "save a resumable checkpoint every N optimizer steps (0 = only at the end)")
+    keep_last: int = option(3, "keep this many step checkpoints")
+    resume_from: str | None = option(None, "checkpoint folder to resume, or 'latest'")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    log_every: int = option(10, "report a step event every N optimizer steps")
+    heavy_every: int = option(100, "per-layer gradient norms every N steps (0 = off)")
+    tensorboard: bool = option(True, "write TensorBoard scalars under output_dir/logs")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    config_version: int = option(CONFIG_VERSION, "schema version of this config")
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "where the data comes from"})
+    adapter: AdapterConfig = field(default_factory=AdapterConfig, metadata={"help": "what is trained"})
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig, metadata={"help": "the loss"})
+    optim: OptimConfig = field(default_factory=OptimConfig, metadata={"help": "the optimizer"})
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig, metadata={"help": "the learning-rate schedule"})
+    loop: LoopConfig = field(default_factory=LoopConfig, metadata={"help": "the training loop"})
+    save: SaveConfig = field(default_factory=SaveConfig, metadata={"help": "checkpoints and resume"})
+    log: LogConfig = field(default_factory=LogConfig, metadata={"help": "progress and logs"})

@@ -46,3 +46,11 @@ class CacheError(AcetuneError):
 
 class CacheMismatchError(CacheError):
     """A cache was built by another checkpoint or with other preprocessing options."""
+
+
+class ResumeError(AcetuneError):
+    """A run cannot be resumed: no checkpoint, or one made with another config or adapter."""
+
+
+class TrainingError(AcetuneError):
+    """Training cannot start or go on (empty data, non-finite loss, impossible plan)."""

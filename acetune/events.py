@@ -47,3 +47,43 @@ class Finished(Event):
     job: str
     reason: str  # "complete", "stopped", "failed"
     summary: dict[str, Any]
+
+
+# --- training ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainStarted(Event):
+    plan: dict[str, Any]  # steps, effective batch, trainable parameters, precision, device, ...
+    resumed_from: str | None
+
+
+@dataclass(frozen=True)
+class StepDone(Event):
+    step: int
+    epoch: int
+    loss: float  # true mean loss of the step's micro-batches
+    lr: float
+    grad_norm: float
+    samples_per_s: float
+    peak_mem_gib: float
+
+
+@dataclass(frozen=True)
+class LayerGradNorms(Event):
+    step: int
+    norms: dict[str, float]  # per decoder layer
+
+
+@dataclass(frozen=True)
+class EvalDone(Event):
+    step: int
+    loss: float
+    best: bool
+
+
+@dataclass(frozen=True)
+class Saved(Event):
+    step: int
+    path: Path
+    kind: str  # checkpoint | best | final

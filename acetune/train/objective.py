@@ -1,8 +1,8 @@
 """The objective ACE-Step 1.5 was pre-trained with: flow matching on velocity, logit-normal timesteps.
 
-Each random draw is a separate function taking an explicit generator, so tests (and exact
-resume) can inject or replay them. The order of draws in `flow_matching_loss` is the
-official one: CFG uniform [B], noise like x0, then two normal draws [B] for t.
+Each random draw takes an explicit generator so tests (and exact resume) can inject or replay
+it. The order of draws is the official one: CFG uniform [B], noise like x0, then the timestep
+draws [B] (two normals for logit-normal, one index for the discrete schedule).
 """
 
 from __future__ import annotations
@@ -15,23 +15,28 @@ import torch.nn.functional as F
 from acetune.model.acestep import AceStepModel, Condition
 
 DEFAULT_CFG_RATIO = 0.15
+# The turbo shift-3 inference steps t = 3τ / (1 + 2τ), τ = 1, 7/8, ..., 1/8: the upstream turbo trainer's t.
+DISCRETE_TIMESTEPS = (1.0, 0.9545454545454546, 0.9, 0.8333333333333334, 0.75, 0.6428571428571429, 0.5, 0.3)
 
 
 @dataclass(frozen=True)
 class Draws:
-    """The four random tensors of one official training step."""
+    """The random tensors of one official training step."""
 
     cfg_u: torch.Tensor  # [B] uniform; u < cfg_ratio -> null condition
     noise: torch.Tensor  # [B, T, C] standard normal, x1
-    n_t: torch.Tensor  # [B] standard normal
-    n_r: torch.Tensor  # [B] standard normal
+    n_t: torch.Tensor  # [B] standard normal (discrete mode: schedule index as float)
+    n_r: torch.Tensor  # [B] standard normal (unused in discrete mode)
 
 
 def draw(batch: int, latent_shape: torch.Size, generator: torch.Generator | None = None,
-         device: torch.device | str = "cpu") -> Draws:
-    """Draw in the official order from one generator."""
+         device: torch.device | str = "cpu", discrete: bool = False) -> Draws:
+    """Draw in the official order from one generator (on `device`)."""
     cfg_u = torch.rand(batch, generator=generator, device=device)
     noise = torch.randn(latent_shape, generator=generator, device=device)
+    if discrete:
+        index = torch.randint(len(DISCRETE_TIMESTEPS), (batch,), generator=generator, device=device).float()
+        return Draws(cfg_u, noise, index, torch.zeros_like(index))
     n_t = torch.randn(batch, generator=generator, device=device)
     n_r = torch.randn(batch, generator=generator, device=device)
     return Draws(cfg_u, noise, n_t, n_r)
@@ -40,6 +45,13 @@ def draw(batch: int, latent_shape: torch.Size, generator: torch.Generator | None
 def logit_normal_max_of_two(n_t: torch.Tensor, n_r: torch.Tensor, mu: float, sigma: float) -> torch.Tensor:
     """t = sigmoid(max(n_t, n_r) * sigma + mu): the larger of two logit-normal samples (r = t)."""
     return torch.sigmoid(torch.maximum(n_t, n_r) * sigma + mu)
+
+
+def timesteps_from(draws: Draws, *, discrete: bool, mu: float, sigma: float) -> torch.Tensor:
+    if discrete:
+        table = torch.tensor(DISCRETE_TIMESTEPS, device=draws.n_t.device)
+        return table[draws.n_t.long()]
+    return logit_normal_max_of_two(draws.n_t, draws.n_r, mu, sigma)
 
 
 def apply_cfg_dropout(states: torch.Tensor, null_embedding: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
@@ -51,11 +63,19 @@ def apply_cfg_dropout(states: torch.Tensor, null_embedding: torch.Tensor, drop: 
     return torch.where(drop.to(states.device)[:, None, None], null, states)
 
 
+def min_snr_weights(t: torch.Tensor, gamma: float) -> torch.Tensor:
+    """w = min(SNR, gamma) / SNR with SNR = ((1 - t) / t)^2: nearly clean samples are down-weighted."""
+    t = t.float().clamp(1e-4, 1 - 1e-4)
+    snr = ((1 - t) / t).pow(2).clamp(max=1e6)
+    return snr.clamp(max=gamma) / snr.clamp(min=1e-6)
+
+
 @dataclass(frozen=True)
 class LossOut:
     loss: torch.Tensor  # scalar
     t: torch.Tensor  # [B]
     prediction: torch.Tensor  # [B, T, C]
+    per_sample: torch.Tensor | None = None  # [B] unweighted MSE per sample
 
 
 def flow_matching_loss(
@@ -67,7 +87,7 @@ def flow_matching_loss(
     cfg_ratio: float = DEFAULT_CFG_RATIO,
     attention_mask: torch.Tensor | None = None,
 ) -> LossOut:
-    """MSE between the predicted velocity and noise - x0 at x_t = t*noise + (1-t)*x0, all elements averaged."""
+    """The official training loss: MSE between the predicted velocity and noise - x0, all elements averaged."""
     config = model.config
     states = apply_cfg_dropout(condition.encoder_hidden_states, model.null_condition_emb, draws.cfg_u < cfg_ratio)
     t = logit_normal_max_of_two(draws.n_t, draws.n_r, config.timestep_mu, config.timestep_sigma)
@@ -78,3 +98,33 @@ def flow_matching_loss(
                                encoder_attention_mask=condition.encoder_attention_mask)
     loss = F.mse_loss(prediction.float(), (draws.noise - x0).float())
     return LossOut(loss, t, prediction)
+
+
+def velocity_loss(
+    decoder,
+    null_embedding: torch.Tensor,
+    x0: torch.Tensor,  # [B, T, C]
+    frame_mask: torch.Tensor,  # [B, T] 1 = real frame
+    encoder_hidden_states: torch.Tensor,  # [B, L, D]
+    encoder_mask: torch.Tensor,  # [B, L]
+    context_latents: torch.Tensor,  # [B, T, 2C]
+    draws: Draws,
+    *,
+    t: torch.Tensor,  # [B]
+    cfg_ratio: float,
+    weights: torch.Tensor | None = None,  # [B] loss weights (min-SNR), None = 1
+) -> LossOut:
+    """The same objective on padded batches: each sample's MSE over its real frames, then the batch mean.
+
+    Without padding and weighting this equals the official all-element mean.
+    """
+    states = apply_cfg_dropout(encoder_hidden_states, null_embedding, draws.cfg_u < cfg_ratio)
+    t_b = t[:, None, None].to(x0.dtype)
+    x_t = t_b * draws.noise.to(x0.dtype) + (1 - t_b) * x0
+    prediction = decoder(x_t, t, t, states, context_latents, frame_mask, encoder_mask)
+    target = (draws.noise - x0).float()
+    squared = (prediction.float() - target).pow(2).mean(dim=-1)  # [B, T]
+    valid = frame_mask.float()
+    per_sample = (squared * valid).sum(dim=1) / valid.sum(dim=1).clamp(min=1)
+    weighted = per_sample if weights is None else per_sample * weights
+    return LossOut(weighted.mean(), t, prediction, per_sample.detach())

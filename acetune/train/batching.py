@@ -1,0 +1,125 @@
+"""From a cache to training batches: crops, coverage, length buckets, padding and masks.
+
+All randomness of an epoch is decided up front by `plan_epoch` from (seed, epoch) and the
+coverage counts at the start of the epoch, so a resumed run rebuilds the identical plan and
+skips the batches it already did. Crops are applied to every per-frame tensor with the same
+window; conditions are never cropped.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from acetune.data.cache import CacheReader
+from acetune.data.encoding import text2music_context
+
+
+@dataclass(frozen=True)
+class Item:
+    index: int  # cache index
+    start: int  # first frame of the crop
+    frames: int  # crop length
+
+
+@dataclass
+class Coverage:
+    """How often each part of each song was used: offsets prefer rarely used bins (weight 1/(hits+1))."""
+
+    bins: int
+    hits: dict[int, list[int]] = field(default_factory=dict)
+
+    def choose_start(self, index: int, span: int, rng: random.Random) -> int:
+        """A crop start in [0, span] (span = T - crop)."""
+        counts = self.hits.setdefault(index, [0] * self.bins)
+        weights = [1.0 / (h + 1) for h in counts]
+        chosen = rng.choices(range(self.bins), weights=weights)[0]
+        counts[chosen] += 1
+        low = chosen * (span + 1) // self.bins
+        high = max(low, (chosen + 1) * (span + 1) // self.bins - 1)
+        return rng.randint(low, high)
+
+    def state(self) -> dict:
+        return {"bins": self.bins, "hits": {str(k): v for k, v in self.hits.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Coverage":
+        return cls(state["bins"], {int(k): list(v) for k, v in state["hits"].items()})
+
+
+def plan_epoch(lengths: list[int], indices: list[int], *, epoch: int, seed: int, batch_size: int, crop_frames: int,
+               bucketing: bool, coverage: Coverage, repeats: int = 1) -> list[list[Item]]:
+    """The epoch's batches: shuffled order, crop windows, then length buckets (shuffled as batches)."""
+    rng = random.Random(f"{seed}:{epoch}")
+    order = [i for _ in range(repeats) for i in indices]
+    rng.shuffle(order)
+    items = []
+    for index in order:
+        total = lengths[index]
+        frames = total if crop_frames <= 0 else min(crop_frames, total)
+        start = coverage.choose_start(index, total - frames, rng) if frames < total else 0
+        items.append(Item(index, start, frames))
+    if bucketing:
+        items.sort(key=lambda item: item.frames)  # stable: equal lengths keep the shuffled order
+    batches = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
+    if bucketing:
+        rng.shuffle(batches)
+    return batches
+
+
+@dataclass
+class Batch:
+    target_latents: torch.Tensor  # [B, T, C]
+    frame_mask: torch.Tensor  # [B, T]
+    context_latents: torch.Tensor  # [B, T, 2C]
+    encoder_hidden_states: torch.Tensor  # [B, L, D]
+    encoder_mask: torch.Tensor  # [B, L]
+    ids: list[str]
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> "Batch":
+        return Batch(self.target_latents.to(device, dtype), self.frame_mask.to(device),
+                     self.context_latents.to(device, dtype), self.encoder_hidden_states.to(device, dtype),
+                     self.encoder_mask.to(device), self.ids)
+
+    @property
+    def size(self) -> int:
+        return self.target_latents.shape[0]
+
+
+def collate(reader: CacheReader, items: list[Item], silence_latent: torch.Tensor) -> Batch:
+    """Load, crop and zero-pad (frames and condition tokens), with masks marking the real positions."""
+    frames = max(item.frames for item in items)
+    lengths = [reader.entries[item.index].condition_length for item in items]
+    cond_len = max(lengths)
+    latents, contexts, states = [], [], []
+    frame_mask = torch.zeros(len(items), frames, dtype=torch.long)
+    cond_mask = torch.zeros(len(items), cond_len, dtype=torch.long)
+    for row, item in enumerate(items):
+        tensors = reader.load(item.index)
+        full = tensors["target_latents"].float()
+        window = full[item.start:item.start + item.frames]
+        context = text2music_context(silence_latent, full.shape[0])[item.start:item.start + item.frames]
+        pad = frames - item.frames
+        latents.append(torch.nn.functional.pad(window, (0, 0, 0, pad)))
+        contexts.append(torch.nn.functional.pad(context, (0, 0, 0, pad)))
+        condition = tensors["encoder_hidden_states"].float()
+        states.append(torch.nn.functional.pad(condition, (0, 0, 0, cond_len - condition.shape[0])))
+        frame_mask[row, :item.frames] = 1
+        cond_mask[row, :condition.shape[0]] = 1
+    return Batch(torch.stack(latents), frame_mask, torch.stack(contexts), torch.stack(states), cond_mask,
+                 [reader.entries[item.index].id for item in items])
+
+
+def split_indices(reader: CacheReader, val_split: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, eval) cache indices; with no split the training set doubles as the eval set."""
+    indices = list(range(len(reader)))
+    if val_split <= 0:
+        return indices, indices
+    ranked = sorted(indices, key=lambda i: random.Random(f"{seed}:{reader.entries[i].id}").random())
+    held = max(1, round(len(indices) * val_split))
+    if held >= len(indices):
+        held = len(indices) - 1
+    evaluation = sorted(ranked[:held])
+    return [i for i in indices if i not in set(evaluation)], evaluation

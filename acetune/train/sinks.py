@@ -1,0 +1,46 @@
+"""Event subscribers that write logs: a JSONL event log and TensorBoard scalars.
+
+The loop imports none of these; a front end composes the sinks it wants.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from acetune.events import EvalDone, Event, LayerGradNorms, StepDone
+
+
+class JsonlSink:
+    """One JSON object per event, appended and flushed (a resumed run continues the same file)."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(path, "a", encoding="utf-8")
+
+    def __call__(self, event: Event) -> None:
+        self._handle.write(json.dumps(event.to_json(), default=str) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class TensorBoardSink:
+    def __init__(self, log_dir: Path):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer = SummaryWriter(log_dir=str(log_dir))
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, StepDone):
+            for name in ("loss", "lr", "grad_norm", "samples_per_s"):
+                self._writer.add_scalar(f"train/{name}", getattr(event, name), event.step)
+        elif isinstance(event, EvalDone):
+            self._writer.add_scalar("eval/loss", event.loss, event.step)
+        elif isinstance(event, LayerGradNorms):
+            for layer, norm in event.norms.items():
+                self._writer.add_scalar(f"grad_norm/{layer}", norm, event.step)
+
+    def close(self) -> None:
+        self._writer.close()

@@ -1,5 +1,27 @@
 """The typed run configuration, its loaders, overrides and presets (L0: imports only acetune.errors)."""
 
+from acetune.config.files import dumps_toml, load_config_file
+from acetune.config.loader import (
+    apply_overrides,
+    config_deltas,
+    config_diff,
+    config_from_dict,
+    config_layer,
+    config_to_dict,
+    merge_dicts,
+    resolve_config,
+    write_config,
+)
+from acetune.config.migrations import MIGRATIONS, migrate
+from acetune.config.presets import (
+    BUILTIN_PRESETS,
+    adapt_preset,
+    auto_preset,
+    default_presets_dir,
+    detect_device_memory_gib,
+    load_preset_data,
+    preset_for_adapter,
+)
 from acetune.config.schema import (
     CONFIG_VERSION,
     AdapterConfig,
@@ -20,9 +42,19 @@ from acetune.config.schema import (
     SchedulerKind,
     TimestepMode,
 )
+from acetune.config.user_presets import PresetInfo, export_preset, import_preset, list_presets, preset_text, save_preset
+from acetune.config.validation import validate
 
 __all__ = [
     "CONFIG_VERSION", "AdapterConfig", "AdapterKind", "AttentionTargets", "BestMetric", "DataConfig", "LogConfig",
     "LoopConfig", "LossWeighting", "ObjectiveConfig", "OptimConfig", "OptimizerKind", "Precision", "RunConfig",
     "SaveConfig", "ScheduleConfig", "SchedulerKind", "TimestepMode",
+    # loading, overrides, writing
+    "MIGRATIONS", "apply_overrides", "config_deltas", "config_diff", "config_from_dict", "config_layer",
+    "config_to_dict", "dumps_toml", "load_config_file", "merge_dicts", "migrate", "resolve_config", "validate",
+    "write_config",
+    # presets
+    "BUILTIN_PRESETS", "PresetInfo", "adapt_preset", "auto_preset", "default_presets_dir", "detect_device_memory_gib",
+    "export_preset", "import_preset", "list_presets", "load_preset_data", "preset_for_adapter", "preset_text",
+    "save_preset",
 ]

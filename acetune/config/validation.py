@@ -1,0 +1,111 @@
+"""`validate(config)`: values that type-check but cannot work, each reported with its key and a fix.
+
+Rules are one table (key, check, what the value must be, how to fix it); every problem found is
+reported at once. Some combinations are deliberately left alone: Prodigy with a decaying
+scheduler is not an error, because the trainer forces a constant schedule and warns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from acetune.config.schema import AdapterKind, RunConfig
+from acetune.errors import ConfigError
+
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+BIAS_MODES = ("none", "all", "lora_only")
+WINDOW_CONVENTIONS = ("eager", "flash")
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str  # dotted path into RunConfig
+    ok: Callable[[Any], bool]
+    must: str  # "must be >= 1"
+    fix: str
+
+
+def _each(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda values: all(check(v) for v in values)
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("data.crop_frames", lambda v: v >= 0, "must be >= 0", "use 0 for whole songs or e.g. 1500 (60 s)"),
+    Rule("data.coverage_bins", lambda v: v >= 1, "must be >= 1", "use e.g. 32"),
+    Rule("data.batch_size", lambda v: v >= 1, "must be >= 1", "use 1 and raise optim.grad_accum instead"),
+    Rule("data.val_split", lambda v: 0 <= v <= 0.5, "must be in [0, 0.5]", "use 0 (no hold-out) or e.g. 0.1"),
+    Rule("data.repeats", lambda v: v >= 1, "must be >= 1", "use 1"),
+    Rule("data.num_workers", lambda v: v >= 0, "must be >= 0", "use 0 (load in the main process)"),
+    Rule("adapter.rank", lambda v: v >= 1, "must be >= 1", "use e.g. 16, 32 or 64"),
+    Rule("adapter.alpha", lambda v: v > 0, "must be > 0", "use e.g. 2 x rank"),
+    Rule("adapter.dropout", lambda v: 0 <= v < 1, "must be in [0, 1)", "use e.g. 0.1, or 0 for none"),
+    Rule("adapter.bias", lambda v: v in BIAS_MODES, f"must be one of {', '.join(BIAS_MODES)}", "use none"),
+    Rule("adapter.projections", _each(lambda v: v in PROJECTIONS),
+         f"may only name {', '.join(PROJECTIONS)}", "list a subset of q_proj, k_proj, v_proj, o_proj"),
+    Rule("objective.cfg_ratio", lambda v: 0 <= v <= 1, "must be in [0, 1]", "use e.g. 0.15"),
+    Rule("objective.snr_gamma", lambda v: v > 0, "must be > 0", "use e.g. 5.0"),
+    Rule("objective.adaptive_timestep_ratio", lambda v: 0 <= v <= 1, "must be in [0, 1]", "use 0 (off)"),
+    Rule("optim.lr", lambda v: v > 0, "must be > 0", "use e.g. 1e-4 (Prodigy: 1.0)"),
+    Rule("optim.weight_decay", lambda v: v >= 0, "must be >= 0", "use e.g. 0.01, or 0 for none"),
+    Rule("optim.betas", _each(lambda v: 0 <= v < 1), "must each be in [0, 1)", "use [0.9, 0.999]"),
+    Rule("optim.eps", lambda v: v > 0, "must be > 0", "use 1e-8"),
+    Rule("optim.max_grad_norm", lambda v: v >= 0, "must be >= 0", "use 1.0, or 0 to turn clipping off"),
+    Rule("optim.grad_accum", lambda v: v >= 1, "must be >= 1", "use 1 for no accumulation"),
+    Rule("schedule.warmup_steps", lambda v: v >= 0, "must be >= 0", "use e.g. 100, or 0 for none"),
+    Rule("schedule.warmup_start_factor", lambda v: 0 < v <= 1, "must be in (0, 1]", "use e.g. 0.1"),
+    Rule("schedule.min_lr_ratio", lambda v: 0 <= v <= 1, "must be in [0, 1]", "use e.g. 0.01"),
+    Rule("schedule.restarts", lambda v: v >= 1, "must be >= 1", "use e.g. 4"),
+    Rule("loop.epochs", lambda v: v >= 1, "must be >= 1", "use e.g. 100 (loop.max_steps can stop earlier)"),
+    Rule("loop.max_steps", lambda v: v >= 0, "must be >= 0", "use 0 for no limit"),
+    Rule("loop.gradient_checkpointing", lambda v: 0 <= v <= 1, "must be in [0, 1]",
+         "use 0 (off), 1 (every layer) or a share in between"),
+    Rule("loop.window_convention", lambda v: v in WINDOW_CONVENTIONS,
+         f"must be one of {', '.join(WINDOW_CONVENTIONS)}", "use eager (the reference convention)"),
+    Rule("loop.eval_every", lambda v: v >= 0, "must be >= 0", "use 0 to evaluate at the end of each epoch"),
+    Rule("loop.eval_timesteps", lambda v: len(v) > 0, "must not be empty", "use [0.1, 0.3, 0.5, 0.7, 0.9]"),
+    Rule("loop.eval_timesteps", _each(lambda v: 0 < v < 1), "must each be in (0, 1)", "use [0.1, 0.3, 0.5, 0.7, 0.9]"),
+    Rule("loop.best_after", lambda v: v >= 0, "must be >= 0", "use 0 to track the best from the start"),
+    Rule("loop.min_delta", lambda v: v >= 0, "must be >= 0", "use e.g. 0.001"),
+    Rule("loop.early_stop_patience", lambda v: v >= 0, "must be >= 0", "use 0 to never stop early"),
+    Rule("loop.ema_decay", lambda v: 0 <= v < 1, "must be in [0, 1)", "use e.g. 0.9999, or 0 for off"),
+    Rule("loop.nan_patience", lambda v: v >= 1, "must be >= 1", "use 1 (halt at the first non-finite loss)"),
+    Rule("save.save_every", lambda v: v >= 0, "must be >= 0", "use e.g. 500, or 0 to save only at the end"),
+    Rule("save.keep_last", lambda v: v >= 1, "must be >= 1", "use e.g. 3"),
+    Rule("log.log_every", lambda v: v >= 1, "must be >= 1", "use e.g. 10"),
+    Rule("log.heavy_every", lambda v: v >= 0, "must be >= 0", "use 0 (off) or e.g. 100"),
+)
+
+
+def validate(config: RunConfig) -> None:
+    """Raise one `ConfigError` listing every impossible value (key, value, what it must be, the fix)."""
+    problems = [(rule.key, _get(config, rule.key), rule.must, rule.fix)
+                for rule in RULES if not rule.ok(_get(config, rule.key))]
+    adapter = config.adapter
+    if adapter.kind is AdapterKind.FULL and not adapter.allow_full:
+        problems.append(("adapter.kind", "full", "needs adapter.allow_full = true (a full decoder fine-tune)",
+                         "set adapter.allow_full = true, or use lora"))
+    if adapter.kind is not AdapterKind.FULL and not adapter.projections and not adapter.target_mlp:
+        problems.append(("adapter.projections", (), "is empty and adapter.target_mlp is false: nothing to adapt",
+                         "list projections such as q_proj, v_proj, or set adapter.target_mlp = true"))
+    if not problems:
+        return
+    if len(problems) == 1:
+        key, value, must, fix = problems[0]
+        raise ConfigError(f"{key} = {_show(value)} {must}", fix=fix)
+    lines = "\n".join(f"  {key} = {_show(value)} {must} (fix: {fix})" for key, value, must, fix in problems)
+    raise ConfigError(f"{len(problems)} impossible values:\n{lines}", fix="change the values listed above")
+
+
+def _get(config: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if hasattr(value, "value"):  # Enum
+        return str(value.value)
+    return repr(value) if isinstance(value, str) else str(value)

@@ -40,6 +40,10 @@ def init_weights(model: AceStepModel, seed: int = 0) -> AceStepModel:
             bound = 1.0 / math.sqrt(fan_in)
             module.weight.copy_((torch.rand(module.weight.shape, generator=gen) * 2 - 1) * bound)
             module.bias.copy_((torch.rand(module.bias.shape, generator=gen) * 2 - 1) * bound)
+    # Unit-variance velocity outputs for unit-RMS hidden states: a tiny random model can then reach
+    # the target's scale through adapters alone (PyTorch's default conv init caps it near 0.5).
+    out = model.decoder.proj_out[1]
+    normal_(out.weight, 1.0 / math.sqrt(out.weight.shape[0]))
     for name, param in model.named_parameters():
         if name.endswith("scale_shift_table"):
             normal_(param, 1.0 / math.sqrt(param.shape[-1]))

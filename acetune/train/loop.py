@@ -1,0 +1,247 @@
+"""The one training loop: a generator of events that front ends render and tests collect.
+
+    control = Control()
+    for event in train.run(config, control):
+        ...
+
+It knows nothing about any front end. Stop requests, Ctrl-C, SIGTERM and non-finite losses all
+end the same way: a resumable checkpoint of the last good state, then `Finished`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from acetune import __version__
+from acetune.adapters import save_adapter
+from acetune.config import BestMetric, LossWeighting, RunConfig, TimestepMode, config_to_dict
+from acetune.errors import TrainingError
+from acetune.events import Event, EvalDone, Finished, LayerGradNorms, Saved, StepDone, TrainStarted, Warned
+from acetune.train.batching import Coverage, collate, plan_epoch
+from acetune.train.checkpoint import find_latest, prune_checkpoints, save_checkpoint, step_folder, write_folder_atomic
+from acetune.train.ema import EMA
+from acetune.train.evaluation import eval_loss
+from acetune.train.resume import Progress, check_resumable, initial_progress, load_progress, progress_state
+from acetune.train.session import Session, build_session
+from acetune.train.state import seed_everything
+from acetune.train.tracker import BestTracker
+from acetune.train.objective import draw, min_snr_weights, timesteps_from, velocity_loss
+
+
+@dataclass
+class Control:
+    """Commands from a front end, read at step boundaries."""
+
+    stop: bool = False
+    save_now: bool = False
+
+
+@dataclass
+class Counters:
+    step_loss: float = 0.0
+    micro: int = 0
+    samples: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    bad_losses: int = 0
+
+
+def run(config: RunConfig, control: Control | None = None) -> Iterator[Event]:
+    control = control or Control()
+    resume_from = config.save.resume_from
+    seed_everything(config.loop.seed)  # a resume then restores the saved states over these
+    session = build_session(config, resuming=resume_from is not None)
+    output_dir = Path(config.save.output_dir)
+    progress = initial_progress(config.data.coverage_bins)
+    ema = EMA(session.adapter.trainable_parameters, config.loop.ema_decay) if config.loop.ema_decay > 0 else None
+    tracker = BestTracker(config.loop.min_delta, config.loop.early_stop_patience, config.loop.best_after)
+    generator = torch.Generator().manual_seed(config.loop.seed)
+    resumed_path = None
+    if resume_from is not None:
+        folder = find_latest(output_dir) if resume_from == "latest" else Path(resume_from)
+        progress, tracker = load_progress(folder, session, generator, ema)
+        resumed_path = str(folder)
+    for warning in session.warnings:
+        yield warning
+    yield TrainStarted(asdict(session.plan), resumed_path)
+    if resumed_path is None:  # the untrained baseline: what every later eval is compared with
+        yield EvalDone(0, _eval_value(session, None), False)
+    yield from _train(session, control, progress, tracker, ema, generator, output_dir)
+
+
+def _train(session: Session, control: Control, progress: Progress, tracker: BestTracker, ema: EMA | None,
+           generator: torch.Generator, output_dir: Path) -> Iterator[Event]:
+    config, plan = session.config, session.plan
+    decoder = session.model.decoder
+    decoder.train()
+    counters = Counters()
+    scaler = torch.amp.GradScaler(enabled=session.compute_dtype == torch.float16)
+    autocast = (torch.autocast(session.device.type, dtype=session.compute_dtype)
+                if session.compute_dtype != torch.float32 else nullcontext())
+    while progress.epoch < config.loop.epochs and progress.step < plan.total_steps:
+        coverage = Coverage.from_state(progress.coverage_at_epoch_start)
+        batches = plan_epoch(session.lengths, session.train_indices, epoch=progress.epoch, seed=config.loop.seed,
+                             batch_size=config.data.batch_size, crop_frames=config.data.crop_frames,
+                             bucketing=config.data.bucketing, coverage=coverage, repeats=config.data.repeats)
+        finished = False
+        for position in range(progress.batches_done, len(batches)):
+            loss = _micro_step(session, batches[position], generator, autocast, scaler)
+            progress.batches_done = position + 1
+            if not math.isfinite(loss):
+                counters.bad_losses += 1
+                session.optimizer.zero_grad(set_to_none=True)
+                counters.micro, counters.step_loss = 0, 0.0
+                yield Warned("non-finite-loss", f"step {progress.step + 1}: loss is {loss}; the micro-batch is dropped")
+                if counters.bad_losses >= config.loop.nan_patience:
+                    yield from _save(session, progress, tracker, ema, generator, output_dir, "checkpoint")
+                    yield Finished("train", "halted", {"step": progress.step, "reason": "non-finite loss"})
+                    return
+                continue
+            counters.bad_losses = 0
+            counters.step_loss += loss
+            counters.micro += 1
+            counters.samples += len(batches[position])
+            epoch_end = position + 1 == len(batches)
+            if counters.micro < config.optim.grad_accum and not epoch_end:
+                continue
+            yield from _optimizer_step(session, counters, scaler, progress, ema)
+            if control.stop:
+                yield from _save(session, progress, tracker, ema, generator, output_dir, "checkpoint")
+                yield Finished("train", "stopped", {"step": progress.step})
+                return
+            if config.loop.eval_every and progress.step % config.loop.eval_every == 0:
+                finished = yield from _evaluate(session, progress, tracker, ema, output_dir)
+            if (config.save.save_every and progress.step % config.save.save_every == 0) or control.save_now:
+                control.save_now = False
+                yield from _save(session, progress, tracker, ema, generator, output_dir, "checkpoint")
+            if finished or progress.step >= plan.total_steps:
+                finished = True
+                break
+        if progress.batches_done == len(batches):
+            progress.finish_epoch(coverage)
+            if not config.loop.eval_every and (yield from _evaluate(session, progress, tracker, ema, output_dir)):
+                finished = True
+        if finished:
+            break
+    if progress.step == 0:
+        raise TrainingError("training ended without a single optimizer step",
+                            fix="check that the cache has samples and the plan has steps")
+    yield from _save(session, progress, tracker, ema, generator, output_dir, "checkpoint")
+    yield from _save_inference(session, progress, ema, output_dir / "final", "final")
+    yield Finished("train", "complete", {"step": progress.step, "best_step": tracker.best_step,
+                                         "best_loss": None if math.isinf(tracker.best) else tracker.best})
+
+
+def _micro_step(session: Session, items, generator: torch.Generator, autocast, scaler) -> float:
+    config = session.config
+    batch = collate(session.reader, items, session.silence_latent).to(session.device, session.compute_dtype)
+    discrete = config.objective.timesteps == TimestepMode.DISCRETE
+    draws = draw(batch.size, batch.target_latents.shape, generator, discrete=discrete)
+    model_config = session.model.config
+    t = timesteps_from(draws, discrete=discrete, mu=model_config.timestep_mu, sigma=model_config.timestep_sigma)
+    weights = None
+    if config.objective.loss_weighting == LossWeighting.MIN_SNR:
+        weights = min_snr_weights(t, config.objective.snr_gamma).to(session.device)
+    draws_on_device = type(draws)(draws.cfg_u.to(session.device), draws.noise.to(session.device), draws.n_t, draws.n_r)
+    with autocast:
+        out = velocity_loss(session.model.decoder, session.model.null_condition_emb, batch.target_latents,
+                            batch.frame_mask, batch.encoder_hidden_states, batch.encoder_mask, batch.context_latents,
+                            draws_on_device, t=t.to(session.device), cfg_ratio=config.objective.cfg_ratio,
+                            weights=weights)
+    loss = out.loss.float()
+    if not torch.isfinite(loss):
+        return float(loss.item())
+    scaler.scale(loss / config.optim.grad_accum).backward()
+    return float(loss.item())
+
+
+def _optimizer_step(session: Session, counters: Counters, scaler, progress, ema) -> Iterator[Event]:
+    config = session.config
+    params = list(session.adapter.trainable_parameters.values())
+    scaler.unscale_(session.optimizer)
+    if config.optim.max_grad_norm > 0:
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.optim.max_grad_norm)
+    else:
+        grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+    heavy = config.log.heavy_every and (progress.step + 1) % config.log.heavy_every == 0
+    layer_norms = _layer_grad_norms(session) if heavy else None
+    scaler.step(session.optimizer)
+    scaler.update()
+    session.scheduler.step()
+    session.optimizer.zero_grad(set_to_none=True)
+    progress.step += 1
+    if ema is not None:
+        ema.update()
+    loss = counters.step_loss / counters.micro  # the true mean over the step's micro-batches
+    elapsed = time.perf_counter() - counters.started
+    if progress.step % max(config.log.log_every, 1) == 0 or progress.step == 1:
+        peak = torch.cuda.max_memory_allocated(session.device) / 2**30 if session.device.type == "cuda" else 0.0
+        yield StepDone(progress.step, progress.epoch, loss, session.scheduler.get_last_lr()[0], float(grad_norm),
+                       counters.samples / max(elapsed, 1e-9), peak)
+    if layer_norms is not None:
+        yield LayerGradNorms(progress.step, layer_norms)
+    progress.last_loss = loss
+    counters.step_loss, counters.micro = 0.0, 0
+
+
+def _layer_grad_norms(session: Session) -> dict[str, float]:
+    sums: dict[str, float] = {}
+    for name, param in session.adapter.trainable_parameters.items():
+        if param.grad is None:
+            continue
+        parts = name.split(".")
+        key = ".".join(parts[:parts.index("layers") + 2]) if "layers" in parts else parts[0]
+        sums[key] = sums.get(key, 0.0) + float(param.grad.float().pow(2).sum())
+    return {k: math.sqrt(v) for k, v in sorted(sums.items())}
+
+
+def _eval_value(session: Session, ema: EMA | None) -> float:
+    config = session.config
+    with ema.applied() if ema is not None else nullcontext():
+        return eval_loss(session.model.decoder, session.model.null_condition_emb, session.reader,
+                         session.eval_indices, session.silence_latent, crop_frames=config.data.crop_frames,
+                         timesteps=config.loop.eval_timesteps, seed=config.loop.eval_seed, device=session.device,
+                         dtype=session.compute_dtype)
+
+
+def _evaluate(session: Session, progress, tracker: BestTracker, ema, output_dir: Path):
+    config = session.config
+    value = _eval_value(session, ema)
+    metric = value if config.loop.best_metric == BestMetric.EVAL else tracker.smoothed(progress.last_loss)
+    is_best, should_stop = tracker.observe(progress.step, metric)
+    yield EvalDone(progress.step, value, is_best)
+    if is_best:
+        yield from _save_inference(session, progress, ema, output_dir / "best", "best")
+    return should_stop
+
+
+def _metadata(session: Session, progress) -> dict[str, str]:
+    return {"acetune_version": __version__, "variant": session.plan.variant, "step": str(progress.step),
+            "cache_fingerprint": session.cache_fingerprint.model[:16], "adapter": session.config.adapter.kind.value}
+
+
+def _save_inference(session: Session, progress, ema, folder: Path, kind: str) -> Iterator[Event]:
+    with ema.applied() if ema is not None else nullcontext():
+        write_folder_atomic(folder, lambda staging: save_adapter(session.adapter, staging,
+                                                                 metadata=_metadata(session, progress), overwrite=True))
+    yield Saved(progress.step, folder, kind)
+
+
+def _save(session: Session, progress, tracker, ema, generator, output_dir: Path, kind: str) -> Iterator[Event]:
+    state, tensors = progress_state(session, progress, tracker, ema, generator, config_to_dict(session.config))
+    folder = step_folder(output_dir, progress.step)
+    with ema.applied() if ema is not None else nullcontext():
+        save_checkpoint(folder, lambda staging: save_adapter(session.adapter, staging,
+                                                             metadata=_metadata(session, progress), overwrite=True),
+                        state, tensors)
+    prune_checkpoints(output_dir, session.config.save.keep_last)
+    yield Saved(progress.step, folder, kind)
+
+
+__all__ = ["Control", "run", "check_resumable"]

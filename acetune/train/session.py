@@ -1,0 +1,161 @@
+"""Everything a run needs, built and checked before any GPU work: cache, model, adapter, optimizer, plan.
+
+Every bad input (fingerprint mismatch, empty cache, impossible crop, an output folder holding
+another run, a missing optional dependency) fails here with a clear error, before training.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from acetune.adapters import AttachedAdapter, attach
+from acetune.config import OptimizerKind, Precision, RunConfig, SchedulerKind
+from acetune.data.cache import CacheReader
+from acetune.data.fingerprint import Fingerprint, folder_digest, read_fingerprint, require_match
+from acetune.errors import ConfigError, TrainingError
+from acetune.events import Warned
+from acetune.model.bundle import resolve_bundle
+from acetune.model.checkpoint import CONFIG_FILE, load_model
+from acetune.model.config import ModelConfig
+from acetune.model.masks import AttentionOptions
+from acetune.model.text_encoder import tokenizer_hash
+from acetune.model.variant import detect_variant
+from acetune.train.batching import split_indices
+from acetune.train.checkpoint import check_output_dir
+from acetune.train.optim import build_optimizer, build_scheduler, warmup_steps
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Numbers derived once from the config and the data; never stored back into the config."""
+
+    train_samples: int
+    eval_samples: int
+    batches_per_epoch: int
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    effective_batch: int
+    trainable_parameters: int
+    precision: str
+    device: str
+    variant: str
+
+
+@dataclass
+class Session:
+    config: RunConfig
+    plan: Plan
+    reader: CacheReader
+    train_indices: list[int]
+    eval_indices: list[int]
+    lengths: list[int]
+    model: torch.nn.Module  # AceStepModel with decoder + null_condition_emb loaded
+    adapter: AttachedAdapter
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    silence_latent: torch.Tensor
+    device: torch.device
+    compute_dtype: torch.dtype
+    cache_fingerprint: Fingerprint
+    warnings: list[Warned]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype:
+    if precision == Precision.AUTO:
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float16 if device.type == "mps" else torch.float32
+    dtype = {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}[precision]
+    if device.type == "cpu" and dtype != torch.float32:
+        raise ConfigError(f"loop.precision = {precision.value} on the CPU is not supported (bf16 matmuls are "
+                          "hundreds of times slower there)", fix="use loop.precision = fp32 or auto on the CPU")
+    return dtype
+
+
+def check_cache(config: RunConfig) -> tuple[CacheReader, Path, Fingerprint]:
+    """The cache exists, is non-empty, and was made by this checkpoint."""
+    if not config.data.cache:
+        raise ConfigError("data.cache is not set", fix="pass --cache CACHE (made by `acetune preprocess`)")
+    if not config.data.checkpoint_dir:
+        raise ConfigError("data.checkpoint_dir is not set", fix="pass --checkpoint-dir CHECKPOINTS")
+    reader = CacheReader(config.data.cache)
+    if len(reader) == 0:
+        raise TrainingError("the cache holds no samples", path=Path(config.data.cache),
+                            fix="run `acetune preprocess` on a folder with usable songs")
+    bundle = resolve_bundle(config.data.checkpoint_dir, config.data.model)
+    stored = read_fingerprint(Path(config.data.cache))
+    now = Fingerprint(variant=detect_variant(ModelConfig.from_json_file(bundle.dit / CONFIG_FILE)).name,
+                      model=folder_digest(bundle.dit), vae=folder_digest(bundle.vae),
+                      text_encoder=folder_digest(bundle.text_encoder), tokenizer=tokenizer_hash(bundle.text_encoder),
+                      options=stored.options)
+    require_match(Path(config.data.cache), now, include_options=False)
+    return reader, bundle.dit, stored
+
+
+def build_session(config: RunConfig, *, resuming: bool) -> Session:
+    warnings: list[Warned] = []
+    reader, dit_folder, fingerprint = check_cache(config)
+    lengths = [entry.latent_length for entry in reader.entries]
+    if config.data.crop_frames > max(lengths):
+        raise ConfigError(f"data.crop_frames = {config.data.crop_frames} is longer than every sample "
+                          f"(the longest has {max(lengths)} frames)",
+                          fix=f"use data.crop_frames <= {max(lengths)}, or 0 for whole songs")
+    check_output_dir(Path(config.save.output_dir), resuming)
+    device = resolve_device(config.loop.device)
+    compute_dtype = resolve_precision(config.loop.precision, device)
+    train_indices, eval_indices = split_indices(reader, config.data.val_split, config.loop.seed)
+    options = AttentionOptions(window_convention=config.loop.window_convention, honor_padding=config.loop.honor_padding)
+    base_dtype = compute_dtype if config.adapter.kind.value != "full" else torch.float32
+    loaded = load_model(dit_folder, components=("decoder", "null_condition_emb"), dtype=base_dtype, device=device,
+                        options=options)
+    model = loaded.model
+    model.null_condition_emb.requires_grad_(False)
+    adapter = attach(model.decoder, config.adapter, seed=config.loop.seed)
+    model.decoder.set_gradient_checkpointing(config.loop.gradient_checkpointing)
+    with torch.no_grad():  # trainable weights stay fp32 (mixed precision keeps fp32 masters)
+        for param in adapter.trainable_parameters.values():
+            param.data = param.data.float()
+    optim_config = config.optim
+    schedule = config.schedule
+    if optim_config.optimizer == OptimizerKind.PRODIGY and schedule.scheduler not in (
+            SchedulerKind.CONSTANT, SchedulerKind.CONSTANT_WITH_WARMUP):
+        from dataclasses import replace
+
+        schedule = replace(schedule, scheduler=SchedulerKind.CONSTANT)
+        warnings.append(Warned("prodigy-schedule", "Prodigy adapts its own step size: the schedule is forced to "
+                                                   "constant"))
+    optimizer = build_optimizer(adapter.param_groups(optim_config.lr, optim_config.weight_decay), optim_config, device)
+    batches = math.ceil(len(train_indices) * config.data.repeats / config.data.batch_size)
+    steps_per_epoch = math.ceil(batches / optim_config.grad_accum)
+    total = steps_per_epoch * config.loop.epochs
+    if config.loop.max_steps:
+        total = min(total, config.loop.max_steps)
+    if total < 1:
+        raise TrainingError("the run would take zero optimizer steps", fix="raise loop.epochs or loop.max_steps")
+    scheduler = build_scheduler(optimizer, schedule, total)
+    silence = loaded.silence_latent
+    if silence is None:
+        raise TrainingError("the model folder has no silence_latent.pt (needed for the context latents)",
+                            path=dit_folder, fix="download silence_latent.pt into the model folder")
+    plan = Plan(
+        train_samples=len(train_indices), eval_samples=len(eval_indices), batches_per_epoch=batches,
+        steps_per_epoch=steps_per_epoch, total_steps=total, warmup_steps=warmup_steps(schedule, total),
+        effective_batch=config.data.batch_size * optim_config.grad_accum,
+        trainable_parameters=sum(p.numel() for p in adapter.trainable_parameters.values()),
+        precision=str(compute_dtype).removeprefix("torch."), device=str(device), variant=fingerprint.variant,
+    )
+    return Session(config, plan, reader, train_indices, eval_indices, lengths, model, adapter, optimizer, scheduler,
+                   silence.cpu(), device, compute_dtype, fingerprint, warnings)

@@ -39,6 +39,12 @@ _SMALL = {  # a CPU-benchmarkable decoder with the official proportions (3x MLP,
     "num_timbre_encoder_hidden_layers": 2, "sliding_window": 128, "text_hidden_dim": 64, "fsq_dim": 512,
 }
 
+_MID = {  # between small and 2B: for CPU/GPU benchmarks of the trainer
+    "hidden_size": 1024, "intermediate_size": 3072, "num_attention_heads": 8, "num_key_value_heads": 4,
+    "head_dim": 128, "num_hidden_layers": 12, "num_lyric_encoder_hidden_layers": 2,
+    "num_timbre_encoder_hidden_layers": 2, "sliding_window": 128, "text_hidden_dim": 64, "fsq_dim": 1024,
+}
+
 _XL = {
     "hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 32, "num_attention_heads": 32,
     "num_key_value_heads": 8, "head_dim": 128, "encoder_hidden_size": 2048, "encoder_intermediate_size": 6144,
@@ -55,6 +61,7 @@ NAMED = {
     "tiny-base": {**_TINY, "is_turbo": False, "model_version": "base"},
     "tiny-xl": {**_TINY_XL, "is_turbo": True},
     "small": {**_SMALL, "is_turbo": True},
+    "mid": {**_MID, "is_turbo": True},
     "2b": {"is_turbo": True},
     "xl": {**_XL, "is_turbo": True},
 }

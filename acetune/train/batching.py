@@ -88,11 +88,15 @@ class Batch:
         return self.target_latents.shape[0]
 
 
-def collate(reader: CacheReader, items: list[Item], silence_latent: torch.Tensor) -> Batch:
-    """Load, crop and zero-pad (frames and condition tokens), with masks marking the real positions."""
-    frames = max(item.frames for item in items)
+def collate(reader: CacheReader, items: list[Item], silence_latent: torch.Tensor, *,
+            pad_frames: int = 0, pad_condition: int = 0) -> Batch:
+    """Load, crop and zero-pad (frames and condition tokens), with masks marking the real positions.
+
+    `pad_frames` / `pad_condition` pad further (a data-parallel rank pads to its global batch).
+    """
+    frames = max(max(item.frames for item in items), pad_frames)
     lengths = [reader.entries[item.index].condition_length for item in items]
-    cond_len = max(lengths)
+    cond_len = max(max(lengths), pad_condition)
     latents, contexts, states = [], [], []
     frame_mask = torch.zeros(len(items), frames, dtype=torch.long)
     cond_mask = torch.zeros(len(items), cond_len, dtype=torch.long)

@@ -25,6 +25,7 @@ from acetune.config import BestMetric, LossWeighting, RunConfig, TimestepMode, c
 from acetune.errors import TrainingError
 from acetune.events import Event, EvalDone, Finished, LayerGradNorms, Saved, StepDone, TrainStarted, Warned
 from acetune.train.batching import Coverage, collate, plan_epoch
+from acetune.train.distributed import barrier, mean_across, no_sync
 from acetune.train.checkpoint import find_latest, prune_checkpoints, save_checkpoint, step_folder, write_folder_atomic
 from acetune.train.ema import EMA
 from acetune.train.evaluation import eval_loss
@@ -67,8 +68,17 @@ def run(config: RunConfig, control: Control | None = None) -> Iterator[Event]:
         folder = find_latest(output_dir) if resume_from == "latest" else Path(resume_from)
         progress, tracker = load_progress(folder, session, generator, ema)
         resumed_path = str(folder)
-    for warning in session.warnings:
-        yield warning
+    events = _events(session, control, progress, tracker, ema, generator, output_dir, resumed_path)
+    if session.dist.is_main:
+        yield from events
+    else:  # other data-parallel ranks compute the same run silently; rank 0 reports and saves
+        for _ in events:
+            pass
+    barrier(session.dist)
+
+
+def _events(session, control, progress, tracker, ema, generator, output_dir, resumed_path) -> Iterator[Event]:
+    yield from session.warnings
     yield TrainStarted(asdict(session.plan), resumed_path)
     if resumed_path is None:  # the untrained baseline: what every later eval is compared with
         yield EvalDone(0, _eval_value(session, None), False)
@@ -86,14 +96,19 @@ def _train(session: Session, control: Control, progress: Progress, tracker: Best
                 if session.compute_dtype != torch.float32 else nullcontext())
     while progress.epoch < config.loop.epochs and progress.step < plan.total_steps:
         coverage = Coverage.from_state(progress.coverage_at_epoch_start)
+        global_batch = config.data.batch_size * session.dist.world_size
         batches = plan_epoch(session.lengths, session.train_indices, epoch=progress.epoch, seed=config.loop.seed,
-                             batch_size=config.data.batch_size, crop_frames=config.data.crop_frames,
+                             batch_size=global_batch, crop_frames=config.data.crop_frames,
                              bucketing=config.data.bucketing, coverage=coverage, repeats=config.data.repeats)
+        if session.dist.enabled:
+            batches = [batch for batch in batches if len(batch) == global_batch]
         finished = False
         for position in range(progress.batches_done, len(batches)):
-            loss = _micro_step(session, batches[position], generator, autocast, scaler)
+            epoch_end = position + 1 == len(batches)
+            syncs = counters.micro + 1 >= config.optim.grad_accum or epoch_end
+            loss = _micro_step(session, batches[position], generator, autocast, scaler, syncs)
             progress.batches_done = position + 1
-            if not math.isfinite(loss):
+            if mean_across(0.0 if math.isfinite(loss) else 1.0, session.dist) > 0:
                 counters.bad_losses += 1
                 session.optimizer.zero_grad(set_to_none=True)
                 counters.micro, counters.step_loss = 0, 0.0
@@ -107,7 +122,6 @@ def _train(session: Session, control: Control, progress: Progress, tracker: Best
             counters.step_loss += loss
             counters.micro += 1
             counters.samples += len(batches[position])
-            epoch_end = position + 1 == len(batches)
             if counters.micro < config.optim.grad_accum and not epoch_end:
                 continue
             yield from _optimizer_step(session, counters, scaler, progress, ema)
@@ -138,26 +152,36 @@ def _train(session: Session, control: Control, progress: Progress, tracker: Best
                                          "best_loss": None if math.isinf(tracker.best) else tracker.best})
 
 
-def _micro_step(session: Session, items, generator: torch.Generator, autocast, scaler) -> float:
+def _micro_step(session: Session, global_items, generator: torch.Generator, autocast, scaler, syncs: bool) -> float:
+    """Forward and backward of this rank's share of one global micro-batch; returns its loss."""
     config = session.config
-    batch = collate(session.reader, items, session.silence_latent).to(session.device, session.compute_dtype)
+    size, rank = config.data.batch_size, session.dist.rank
+    items = global_items[rank * size:(rank + 1) * size]
+    frames = max(item.frames for item in global_items)
+    condition = max(session.reader.entries[item.index].condition_length for item in global_items)
+    batch = collate(session.reader, items, session.silence_latent, pad_frames=frames, pad_condition=condition)
+    batch = batch.to(session.device, session.compute_dtype)
     discrete = config.objective.timesteps == TimestepMode.DISCRETE
-    draws = draw(batch.size, batch.target_latents.shape, generator, discrete=discrete)
+    shape = torch.Size([len(global_items), *batch.target_latents.shape[1:]])
+    whole = draw(len(global_items), shape, generator, discrete=discrete)  # the global batch's draws, then our rows
+    rows = slice(rank * size, rank * size + len(items))
+    draws = type(whole)(whole.cfg_u[rows], whole.noise[rows], whole.n_t[rows], whole.n_r[rows])
     model_config = session.model.config
     t = timesteps_from(draws, discrete=discrete, mu=model_config.timestep_mu, sigma=model_config.timestep_sigma)
     weights = None
     if config.objective.loss_weighting == LossWeighting.MIN_SNR:
         weights = min_snr_weights(t, config.objective.snr_gamma).to(session.device)
     draws_on_device = type(draws)(draws.cfg_u.to(session.device), draws.noise.to(session.device), draws.n_t, draws.n_r)
-    with autocast:
-        out = velocity_loss(session.model.decoder, session.model.null_condition_emb, batch.target_latents,
-                            batch.frame_mask, batch.encoder_hidden_states, batch.encoder_mask, batch.context_latents,
-                            draws_on_device, t=t.to(session.device), cfg_ratio=config.objective.cfg_ratio,
-                            weights=weights)
-    loss = out.loss.float()
-    if not torch.isfinite(loss):
-        return float(loss.item())
-    scaler.scale(loss / config.optim.grad_accum).backward()
+    with no_sync(session.forward_decoder, skip=not syncs):
+        with autocast:
+            out = velocity_loss(session.forward_decoder, session.model.null_condition_emb, batch.target_latents,
+                                batch.frame_mask, batch.encoder_hidden_states, batch.encoder_mask,
+                                batch.context_latents, draws_on_device, t=t.to(session.device),
+                                cfg_ratio=config.objective.cfg_ratio, weights=weights)
+        loss = out.loss.float()
+        if not torch.isfinite(loss):
+            return float(loss.item())
+        scaler.scale(loss / config.optim.grad_accum).backward()
     return float(loss.item())
 
 
@@ -178,7 +202,8 @@ def _optimizer_step(session: Session, counters: Counters, scaler, progress, ema)
     progress.step += 1
     if ema is not None:
         ema.update()
-    loss = counters.step_loss / counters.micro  # the true mean over the step's micro-batches
+    # the true mean over the step's micro-batches (and over the data-parallel ranks)
+    loss = mean_across(counters.step_loss / counters.micro, session.dist)
     elapsed = time.perf_counter() - counters.started
     if progress.step % max(config.log.log_every, 1) == 0 or progress.step == 1:
         peak = torch.cuda.max_memory_allocated(session.device) / 2**30 if session.device.type == "cuda" else 0.0
@@ -227,6 +252,8 @@ def _metadata(session: Session, progress) -> dict[str, str]:
 
 
 def _save_inference(session: Session, progress, ema, folder: Path, kind: str) -> Iterator[Event]:
+    if not session.dist.is_main:
+        return
     with ema.applied() if ema is not None else nullcontext():
         write_folder_atomic(folder, lambda staging: save_adapter(session.adapter, staging,
                                                                  metadata=_metadata(session, progress), overwrite=True))
@@ -234,6 +261,8 @@ def _save_inference(session: Session, progress, ema, folder: Path, kind: str) ->
 
 
 def _save(session: Session, progress, tracker, ema, generator, output_dir: Path, kind: str) -> Iterator[Event]:
+    if not session.dist.is_main:
+        return
     state, tensors = progress_state(session, progress, tracker, ema, generator, config_to_dict(session.config))
     folder = step_folder(output_dir, progress.step)
     with ema.applied() if ema is not None else nullcontext():

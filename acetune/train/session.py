@@ -26,6 +26,7 @@ from acetune.model.text_encoder import tokenizer_hash
 from acetune.model.variant import detect_variant
 from acetune.train.batching import split_indices
 from acetune.train.checkpoint import check_output_dir
+from acetune.train.distributed import DistInfo, device_for, from_environment, wrap
 from acetune.train.optim import build_optimizer, build_scheduler, warmup_steps
 
 
@@ -63,6 +64,8 @@ class Session:
     compute_dtype: torch.dtype
     cache_fingerprint: Fingerprint
     warnings: list[Warned]
+    dist: DistInfo
+    forward_decoder: torch.nn.Module  # the decoder, or its DDP wrapper when data-parallel
 
 
 def resolve_device(name: str) -> torch.device:
@@ -113,8 +116,10 @@ def build_session(config: RunConfig, *, resuming: bool) -> Session:
         raise ConfigError(f"data.crop_frames = {config.data.crop_frames} is longer than every sample "
                           f"(the longest has {max(lengths)} frames)",
                           fix=f"use data.crop_frames <= {max(lengths)}, or 0 for whole songs")
-    check_output_dir(Path(config.save.output_dir), resuming)
-    device = resolve_device(config.loop.device)
+    dist = from_environment()
+    if dist.is_main:
+        check_output_dir(Path(config.save.output_dir), resuming)
+    device = device_for(dist, resolve_device(config.loop.device))
     compute_dtype = resolve_precision(config.loop.precision, device)
     train_indices, eval_indices = split_indices(reader, config.data.val_split, config.loop.seed)
     options = AttentionOptions(window_convention=config.loop.window_convention, honor_padding=config.loop.honor_padding)
@@ -138,7 +143,10 @@ def build_session(config: RunConfig, *, resuming: bool) -> Session:
         warnings.append(Warned("prodigy-schedule", "Prodigy adapts its own step size: the schedule is forced to "
                                                    "constant"))
     optimizer = build_optimizer(adapter.param_groups(optim_config.lr, optim_config.weight_decay), optim_config, device)
-    batches = math.ceil(len(train_indices) * config.data.repeats / config.data.batch_size)
+    items = len(train_indices) * config.data.repeats
+    global_batch = config.data.batch_size * dist.world_size
+    # data-parallel runs drop an incomplete last global batch so every rank does the same steps
+    batches = items // global_batch if dist.enabled else math.ceil(items / global_batch)
     steps_per_epoch = math.ceil(batches / optim_config.grad_accum)
     total = steps_per_epoch * config.loop.epochs
     if config.loop.max_steps:
@@ -153,9 +161,10 @@ def build_session(config: RunConfig, *, resuming: bool) -> Session:
     plan = Plan(
         train_samples=len(train_indices), eval_samples=len(eval_indices), batches_per_epoch=batches,
         steps_per_epoch=steps_per_epoch, total_steps=total, warmup_steps=warmup_steps(schedule, total),
-        effective_batch=config.data.batch_size * optim_config.grad_accum,
+        effective_batch=config.data.batch_size * optim_config.grad_accum * dist.world_size,
         trainable_parameters=sum(p.numel() for p in adapter.trainable_parameters.values()),
         precision=str(compute_dtype).removeprefix("torch."), device=str(device), variant=fingerprint.variant,
     )
     return Session(config, plan, reader, train_indices, eval_indices, lengths, model, adapter, optimizer, scheduler,
-                   silence.cpu(), device, compute_dtype, fingerprint, warnings)
+                   silence.cpu(), device, compute_dtype, fingerprint, warnings, dist,
+                   wrap(model.decoder, dist, device))

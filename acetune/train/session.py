@@ -88,6 +88,18 @@ def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype
     return dtype
 
 
+def _preflight_full(config: RunConfig, model_config: ModelConfig, device: torch.device, dtype: torch.dtype) -> None:
+    """A full fine-tune that cannot fit fails before loading anything, pointing at LoRA."""
+    from acetune.train.memory import estimate_memory
+
+    need = estimate_memory(config, model_config, dtype=dtype).total
+    have = torch.cuda.get_device_properties(device).total_memory
+    if need > 0.95 * have:
+        raise TrainingError(f"a full fine-tune needs about {need / 2**30:.1f} GiB, the GPU has {have / 2**30:.1f} GiB",
+                            fix="train a LoRA instead (--adapter lora, or a vram_* preset), or enable "
+                                "loop.gradient_checkpointing and a shorter data.crop_frames")
+
+
 def check_cache(config: RunConfig) -> tuple[CacheReader, Path, Fingerprint]:
     """The cache exists, is non-empty, and was made by this checkpoint."""
     if not config.data.cache:
@@ -121,6 +133,8 @@ def build_session(config: RunConfig, *, resuming: bool) -> Session:
         check_output_dir(Path(config.save.output_dir), resuming)
     device = device_for(dist, resolve_device(config.loop.device))
     compute_dtype = resolve_precision(config.loop.precision, device)
+    if config.adapter.kind.value == "full" and device.type == "cuda":
+        _preflight_full(config, ModelConfig.from_json_file(dit_folder / CONFIG_FILE), device, compute_dtype)
     train_indices, eval_indices = split_indices(reader, config.data.val_split, config.loop.seed)
     options = AttentionOptions(window_convention=config.loop.window_convention, honor_padding=config.loop.honor_padding)
     base_dtype = compute_dtype if config.adapter.kind.value != "full" else torch.float32

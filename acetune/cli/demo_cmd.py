@@ -2,8 +2,8 @@
 
 Without `--checkpoint-dir` it builds a tiny random checkpoints folder in the official layout and
 synthesizes a handful of short songs (chords, bass, drums; different tempi and keys), then
-labels, analyzes and preprocesses them into a validated cache, printing where everything is.
-Training, auditions, merge and export join this path as they land (see the README roadmap).
+labels, analyzes and preprocesses them into a validated cache, and trains a LoRA on it, printing
+where everything is. Auditions, merge and export join this path as they land (README roadmap).
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from acetune.data.dataset import scan_dataset
 from acetune.data.folder_jobs import analyze_dataset
 from acetune.data.preprocess import PreprocessConfig, preprocess
 from acetune.data.validate import validate_cache
+from acetune.config import resolve_config
 from acetune.errors import CheckpointWriteError
+from acetune.events import EvalDone
+from acetune.train.loop import run
 
 DEMO_SONGS = (  # file, bpm, key, seconds, caption
     ("sunrise_pop.wav", 120, "C major", 8.0, "bright synth pop, punchy drums, warm bass"),
@@ -53,7 +56,7 @@ def demo_command(
     audio_dir: Path = typer.Option(None, help="Your songs (default: synthesized demo songs)."),
     overwrite: bool = typer.Option(False, help="Replace an earlier demo in --out."),
 ) -> None:
-    """Build (or use) checkpoints and songs, label, analyze, preprocess and validate."""
+    """Build (or use) checkpoints and songs, label, analyze, preprocess, validate and train a LoRA."""
     console = Console(soft_wrap=True)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
@@ -83,4 +86,12 @@ def demo_command(
     state = "valid" if report.ok else "INVALID: " + "; ".join(report.problems[:3])
     console.print(f"4. preprocessed {report.samples} songs into [bold]{cache}[/] ({state}, fingerprint "
                   f"{'matches' if not report.fingerprint_differences else 'differs'}), activation tag '{DEMO_TAG}'")
-    console.print("next: training, auditions, merge and ComfyUI export join this demo as they land (README roadmap)")
+    run_dir = out / "run"
+    config = resolve_config(preset="quick_test", files=[], overrides=[
+        f'data.cache="{cache}"', f'data.checkpoint_dir="{checkpoint_dir}"', f'save.output_dir="{run_dir}"',
+        "data.crop_frames=100", "loop.epochs=20", "optim.lr=5e-3", "optim.grad_accum=1", "loop.eval_every=0",
+        "log.tensorboard=false"])
+    evals = [e.loss for e in run(config) if isinstance(e, EvalDone)]
+    console.print(f"5. trained a LoRA for {config.loop.epochs} epochs: eval loss {evals[0]:.3f} -> {evals[-1]:.3f}; "
+                  f"adapter (PEFT format, loads in the ACE-Step app): [bold]{run_dir / 'final'}[/]")
+    console.print("next: auditions, merge and ComfyUI export join this demo as they land (README roadmap)")

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from acetune.config import resolve_config, write_config
+from acetune.config.presets import auto_preset, detect_device_memory_gib
 from acetune.events import EvalDone, Finished, Saved, StepDone, TrainStarted, Warned
 from acetune.train.loop import Control, run
 from acetune.train.sinks import JsonlSink, TensorBoardSink
@@ -27,7 +28,7 @@ def _overrides(cache, checkpoint_dir, output_dir, resume_from, adapter) -> list[
 
 def train_command(
     config: list[Path] = typer.Option(None, "--config", "-c", help="TOML/JSON config file(s), applied in order."),
-    preset: str = typer.Option(None, help="Built-in or user preset (see `acetune presets list`)."),
+    preset: str = typer.Option(None, help="Built-in or user preset (`acetune presets list`), or auto (by GPU memory)."),
     set_: list[str] = typer.Option(None, "--set", help="Override one field: --set optim.lr=1e-4 (repeatable)."),
     cache: str = typer.Option(None, help="Cache folder (data.cache)."),
     checkpoint_dir: str = typer.Option(None, help="ACE-Step checkpoints folder (data.checkpoint_dir)."),
@@ -37,6 +38,9 @@ def train_command(
 ) -> None:
     """Train an adapter (or the decoder) on a preprocessed cache."""
     overrides = _overrides(cache, checkpoint_dir, output_dir, resume_from, adapter) + list(set_ or [])
+    if preset == "auto":  # pick by the memory of the device that will train
+        preset = auto_preset(detect_device_memory_gib("auto"))
+        Console(soft_wrap=True).print(f"preset auto -> {preset}")
     run_config = resolve_config(preset=preset, files=list(config or []), overrides=overrides)
     out = Path(run_config.save.output_dir)
     console = Console(soft_wrap=True)

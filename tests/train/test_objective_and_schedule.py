@@ -93,3 +93,38 @@ def test_schedule_shapes(kind):
 def test_warmup_is_clamped_to_a_tenth_of_the_run():
     config = ScheduleConfig(warmup_steps=100)
     assert warmup_steps(config, 50) == 5 and warmup_steps(config, 5) == 1
+
+
+@pytest.mark.parametrize("kind", ["adamw", "adafactor", "prodigy"])
+def test_each_optimizer_builds_and_steps(kind):
+    from acetune.config import OptimConfig, OptimizerKind
+    from acetune.train.optim import build_optimizer
+
+    weight = torch.nn.Parameter(torch.ones(4, 4))
+    lr = 1.0 if kind == "prodigy" else 1e-2  # Prodigy estimates the step size itself; lr is a multiplier
+    optimizer = build_optimizer([{"params": [weight]}], OptimConfig(optimizer=OptimizerKind(kind), lr=lr),
+                                torch.device("cpu"))
+    for _ in range(30):  # Prodigy starts from a tiny step size estimate and grows it
+        weight.grad = torch.ones(4, 4)
+        optimizer.step()
+    assert optimizer.state[weight] and weight.detach().max().item() < 1.0
+
+
+def test_missing_optional_optimizer_is_a_clear_error(monkeypatch):
+    import builtins
+
+    from acetune.config import OptimConfig, OptimizerKind
+    from acetune.errors import ConfigError
+    from acetune.train.optim import build_optimizer
+
+    real_import = builtins.__import__
+
+    def no_prodigy(name, *args, **kwargs):
+        if name == "prodigyopt":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_prodigy)
+    with pytest.raises(ConfigError, match="pip install 'acetune\\[prodigy\\]'"):
+        build_optimizer([{"params": [torch.nn.Parameter(torch.ones(1))]}],
+                        OptimConfig(optimizer=OptimizerKind.PRODIGY), torch.device("cpu"))

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from acetune.config import AdapterConfig, AdapterKind, DataConfig, LogConfig, LoopConfig, OptimConfig, RunConfig
 from acetune.config import SaveConfig, ScheduleConfig, SchedulerKind
 from acetune.errors import CacheMismatchError, CheckpointWriteError, ConfigError, ResumeError, TrainingError
-from acetune.events import EvalDone, Finished, Saved, StepDone, TrainStarted
+from acetune.events import EvalDone, Finished, LayerGradNorms, Saved, StepDone, TrainStarted
 from acetune.train.loop import Control, run
 
 
@@ -37,7 +37,9 @@ def events_of(config: RunConfig, control: Control | None = None) -> list:
 
 
 def test_a_short_lora_run_saves_inference_ready_folders(train_cache, tiny_bundle, tmp_path):
-    events = events_of(make_config(train_cache, tiny_bundle, tmp_path / "run"))
+    events = events_of(make_config(train_cache, tiny_bundle, tmp_path / "run", log=dict(heavy_every=4)))
+    norms = [e for e in events if isinstance(e, LayerGradNorms)]
+    assert [e.step for e in norms] == [4, 8, 12] and set(norms[0].norms) == {"layers.0", "layers.1"}
     started = events[0] if isinstance(events[0], TrainStarted) else next(e for e in events if isinstance(e, TrainStarted))
     assert started.plan["total_steps"] == 12 and started.plan["trainable_parameters"] > 0
     steps = [e for e in events if isinstance(e, StepDone)]

@@ -75,6 +75,15 @@ def mean_across(value: float, info: DistInfo) -> float:
     return float(tensor.item()) / info.world_size
 
 
+def sum_across(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Element-wise sum over ranks (a copy; the input is left as it is)."""
+    if not info.enabled:
+        return tensor
+    total = tensor.clone()
+    dist.all_reduce(total)
+    return total
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

@@ -25,7 +25,8 @@ from acetune.config import BestMetric, LossWeighting, RunConfig, TimestepMode, c
 from acetune.errors import TrainingError
 from acetune.events import Event, EvalDone, Finished, LayerGradNorms, Saved, StepDone, TrainStarted, Warned
 from acetune.train.batching import Coverage, collate, plan_epoch
-from acetune.train.distributed import barrier, mean_across, no_sync
+from acetune.train.adaptive import AdaptiveTimesteps
+from acetune.train.distributed import barrier, mean_across, no_sync, sum_across
 from acetune.train.checkpoint import find_latest, prune_checkpoints, save_checkpoint, step_folder, write_folder_atomic
 from acetune.train.ema import EMA
 from acetune.train.evaluation import eval_loss
@@ -63,11 +64,13 @@ def run(config: RunConfig, control: Control | None = None) -> Iterator[Event]:
     ema = EMA(session.adapter.trainable_parameters, config.loop.ema_decay) if config.loop.ema_decay > 0 else None
     tracker = BestTracker(config.loop.min_delta, config.loop.early_stop_patience, config.loop.best_after)
     generator = torch.Generator().manual_seed(config.loop.seed)
+    adaptive = _adaptive_sampler(config)
     resumed_path = None
     if resume_from is not None:
         folder = find_latest(output_dir) if resume_from == "latest" else Path(resume_from)
-        progress, tracker = load_progress(folder, session, generator, ema)
+        progress, tracker = load_progress(folder, session, generator, ema, adaptive)
         resumed_path = str(folder)
+    session.adaptive = adaptive
     events = _events(session, control, progress, tracker, ema, generator, output_dir, resumed_path)
     if session.dist.is_main:
         yield from events
@@ -75,6 +78,13 @@ def run(config: RunConfig, control: Control | None = None) -> Iterator[Event]:
         for _ in events:
             pass
     barrier(session.dist)
+
+
+def _adaptive_sampler(config: RunConfig) -> AdaptiveTimesteps | None:
+    ratio = config.objective.adaptive_timestep_ratio
+    if ratio <= 0 or config.objective.timesteps == TimestepMode.DISCRETE:
+        return None  # the discrete schedule has no continuous t to adapt
+    return AdaptiveTimesteps(ratio)
 
 
 def _events(session, control, progress, tracker, ema, generator, output_dir, resumed_path) -> Iterator[Event]:
@@ -167,7 +177,10 @@ def _micro_step(session: Session, global_items, generator: torch.Generator, auto
     rows = slice(rank * size, rank * size + len(items))
     draws = type(whole)(whole.cfg_u[rows], whole.noise[rows], whole.n_t[rows], whole.n_r[rows])
     model_config = session.model.config
-    t = timesteps_from(draws, discrete=discrete, mu=model_config.timestep_mu, sigma=model_config.timestep_sigma)
+    t_all = timesteps_from(whole, discrete=discrete, mu=model_config.timestep_mu, sigma=model_config.timestep_sigma)
+    if session.adaptive is not None:
+        t_all = session.adaptive.apply(t_all, generator)
+    t = t_all[rows]
     weights = None
     if config.objective.loss_weighting == LossWeighting.MIN_SNR:
         weights = min_snr_weights(t, config.objective.snr_gamma).to(session.device)
@@ -182,6 +195,9 @@ def _micro_step(session: Session, global_items, generator: torch.Generator, auto
         if not torch.isfinite(loss):
             return float(loss.item())
         scaler.scale(loss / config.optim.grad_accum).backward()
+    if session.adaptive is not None:
+        sums, counts = session.adaptive.bin_totals(t, out.per_sample)
+        session.adaptive.update(sum_across(sums, session.dist), sum_across(counts, session.dist))
     return float(loss.item())
 
 
@@ -263,7 +279,8 @@ def _save_inference(session: Session, progress, ema, folder: Path, kind: str) ->
 def _save(session: Session, progress, tracker, ema, generator, output_dir: Path, kind: str) -> Iterator[Event]:
     if not session.dist.is_main:
         return
-    state, tensors = progress_state(session, progress, tracker, ema, generator, config_to_dict(session.config))
+    state, tensors = progress_state(session, progress, tracker, ema, generator, config_to_dict(session.config),
+                                    session.adaptive)
     folder = step_folder(output_dir, progress.step)
     with ema.applied() if ema is not None else nullcontext():
         save_checkpoint(folder, lambda staging: save_adapter(session.adapter, staging,

@@ -47,7 +47,7 @@ def initial_progress(bins: int) -> Progress:
 
 
 def progress_state(session, progress: Progress, tracker: BestTracker, ema: EMA | None, generator: torch.Generator,
-                   config: dict) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+                   config: dict, adaptive=None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(state.json tree, state.safetensors tensors) for the current moment."""
     tensors: dict[str, torch.Tensor] = {}
     heavy = {
@@ -56,6 +56,7 @@ def progress_state(session, progress: Progress, tracker: BestTracker, ema: EMA |
         "rng": capture_rng(),
         "generator": generator.get_state(),
         "ema": None if ema is None else ema.state(),
+        "adaptive": None if adaptive is None else adaptive.state(),
     }
     state = {
         "state_version": STATE_VERSION,
@@ -81,8 +82,8 @@ def check_resumable(saved_config: dict, config, folder: Path) -> None:
                           fix="resume with the run's own config (config.resolved.toml), or start a new run")
 
 
-def load_progress(folder: Path, session, generator: torch.Generator,
-                  ema: EMA | None) -> tuple[Progress, BestTracker]:
+def load_progress(folder: Path, session, generator: torch.Generator, ema: EMA | None,
+                  adaptive=None) -> tuple[Progress, BestTracker]:
     state, tensors = read_checkpoint(folder)
     if state.get("state_version") != STATE_VERSION:
         raise ResumeError(f"checkpoint state version {state.get('state_version')} is not supported", path=folder)
@@ -99,6 +100,8 @@ def load_progress(folder: Path, session, generator: torch.Generator,
     generator.set_state(heavy["generator"])
     if ema is not None and heavy["ema"] is not None:
         ema.load_state(heavy["ema"])
+    if adaptive is not None and heavy.get("adaptive") is not None:
+        adaptive.load_state(heavy["adaptive"])
     saved = state["progress"]
     progress = Progress(step=saved["step"], epoch=saved["epoch"], batches_done=saved["batches_done"],
                         coverage_at_epoch_start=saved["coverage_at_epoch_start"],

@@ -66,6 +66,7 @@ class Session:
     warnings: list[Warned]
     dist: DistInfo
     forward_decoder: torch.nn.Module  # the decoder, or its DDP wrapper when data-parallel
+    adaptive: object | None = None  # AdaptiveTimesteps when objective.adaptive_timestep_ratio > 0
 
 
 def resolve_device(name: str) -> torch.device:

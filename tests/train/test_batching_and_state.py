@@ -94,3 +94,18 @@ def test_state_round_trip_through_json_and_tensors():
     expected = (random.random(), float(np.random.rand()), torch.rand(1).item())
     restore_rng(back["rng"])
     assert (random.random(), float(np.random.rand()), torch.rand(1).item()) == expected
+
+
+def test_adaptive_timesteps_follow_the_loss():
+    from acetune.train.adaptive import AdaptiveTimesteps
+
+    sampler = AdaptiveTimesteps(ratio=1.0)
+    sums, counts = sampler.bin_totals(torch.tensor([0.05, 0.95]), torch.tensor([0.0, 500.0]))
+    for _ in range(50):
+        sampler.update(sums, counts)
+    assert sampler.ema[9] > 100 * sampler.ema[0] and sampler.ema[5] == 1.0  # unseen bins keep their value
+    g = torch.Generator().manual_seed(0)
+    t = sampler.apply(torch.full((2000,), 0.5), g)
+    assert ((t >= 0.9) & (t < 1.0)).float().mean() > 0.5
+    half = AdaptiveTimesteps(ratio=0.5).apply(torch.full((10,), 0.123), g)
+    assert (half == 0.123).sum() == 5  # the other half keeps the pre-training draws

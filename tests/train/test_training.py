@@ -81,7 +81,8 @@ def adapter_tensors(folder: Path) -> dict[str, torch.Tensor]:
 def test_stopped_and_resumed_run_equals_an_uninterrupted_one(train_cache, tiny_bundle, tmp_path):
     changes = dict(data=dict(batch_size=2, repeats=2), optim=dict(grad_accum=2),
                    adapter=dict(dropout=0.1), loop=dict(epochs=4, ema_decay=0.9),
-                   schedule=dict(scheduler=SchedulerKind.COSINE, warmup_steps=2))
+                   schedule=dict(scheduler=SchedulerKind.COSINE, warmup_steps=2),
+                   objective=dict(adaptive_timestep_ratio=0.5))
     straight = events_of(make_config(train_cache, tiny_bundle, tmp_path / "a", **changes))
     first = run_until(make_config(train_cache, tiny_bundle, tmp_path / "b", **changes), stop_after=3)
     assert isinstance(first[-1], Finished) and first[-1].reason == "stopped"

@@ -18,6 +18,11 @@ from acetune import __version__
 from acetune.data.atomic import write_json_atomic
 from acetune.data.cache import CACHE_FORMAT_VERSION, FINGERPRINT_FILE
 from acetune.errors import CacheError, CacheMismatchError
+from acetune.model.bundle import Bundle
+from acetune.model.checkpoint import CONFIG_FILE
+from acetune.model.config import ModelConfig
+from acetune.model.text_encoder import tokenizer_hash
+from acetune.model.variant import detect_variant
 
 SAMPLE_BYTES = 1 << 20
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".bin")
@@ -82,6 +87,14 @@ class Fingerprint:
 
 def _short(value: Any) -> str:
     return value[:12] if isinstance(value, str) and len(value) == 64 else str(value)
+
+
+def bundle_fingerprint(bundle: Bundle, options: dict[str, Any]) -> Fingerprint:
+    """The fingerprint a cache made from `bundle` with `options` must carry."""
+    return Fingerprint(variant=detect_variant(ModelConfig.from_json_file(bundle.dit / CONFIG_FILE)).name,
+                       model=folder_digest(bundle.dit), vae=folder_digest(bundle.vae),
+                       text_encoder=folder_digest(bundle.text_encoder), tokenizer=tokenizer_hash(bundle.text_encoder),
+                       options=options)
 
 
 def write_fingerprint(folder: Path, fingerprint: Fingerprint) -> None:

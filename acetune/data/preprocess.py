@@ -23,16 +23,15 @@ from acetune.data.cache import FINGERPRINT_FILE, INDEX_FILE, CacheEntry, CacheRe
 from acetune.data.captions import genre_indices, select_caption
 from acetune.data.dataset import Dataset, DatasetSample
 from acetune.data.encoding import encode_audio_and_text, encode_condition, sample_generator, timbre_reference
-from acetune.data.fingerprint import Fingerprint, folder_digest, read_fingerprint, write_fingerprint
+from acetune.data.fingerprint import Fingerprint, bundle_fingerprint, read_fingerprint, write_fingerprint
 from acetune.data.prompts import build_caption_prompt, build_lyric_text, build_metas
 from acetune.errors import AudioError, CacheError, CacheMismatchError
 from acetune.events import Event, Finished, Progressed, Skipped, Started, Warned
 from acetune.model.bundle import Bundle, resolve_bundle
 from acetune.model.checkpoint import CONFIG_FILE, load_model, load_silence_latent
 from acetune.model.config import ModelConfig
-from acetune.model.text_encoder import load_text_encoder, tokenizer_hash
+from acetune.model.text_encoder import load_text_encoder
 from acetune.model.vae import load_vae
-from acetune.model.variant import detect_variant
 from acetune.model.weights import parse_dtype
 
 STAGING_DIR = ".pass1"
@@ -114,12 +113,7 @@ def _duration_s(sample: DatasetSample) -> int | None:
 
 
 def make_fingerprint(bundle: Bundle, config: PreprocessConfig) -> Fingerprint:
-    model_config = ModelConfig.from_json_file(bundle.dit / CONFIG_FILE)
-    return Fingerprint(
-        variant=detect_variant(model_config).name, model=folder_digest(bundle.dit), vae=folder_digest(bundle.vae),
-        text_encoder=folder_digest(bundle.text_encoder), tokenizer=tokenizer_hash(bundle.text_encoder),
-        options=config.tensor_options(),
-    )
+    return bundle_fingerprint(bundle, config.tensor_options())
 
 
 def open_cache(out: Path, fingerprint: Fingerprint, rebuild: bool) -> list[CacheEntry]:

@@ -10,13 +10,9 @@ import torch
 
 from acetune.audio import LATENT_FRAMES_PER_SECOND
 from acetune.data.cache import CacheReader
-from acetune.data.fingerprint import Fingerprint, folder_digest, read_fingerprint
+from acetune.data.fingerprint import bundle_fingerprint, read_fingerprint
 from acetune.errors import CacheError
 from acetune.model.bundle import resolve_bundle
-from acetune.model.checkpoint import CONFIG_FILE
-from acetune.model.config import ModelConfig
-from acetune.model.text_encoder import tokenizer_hash
-from acetune.model.variant import detect_variant
 
 
 @dataclass(frozen=True)
@@ -90,10 +86,7 @@ def validate_cache(folder: str | Path, *, batch_size: int = 4, checkpoint_dir: s
         report.padding_efficiency[f"{name}, length buckets"] = padding_efficiency(lengths, batch_size, bucketed=True)
     if checkpoint_dir is not None:
         bundle = resolve_bundle(checkpoint_dir, model)
-        now = Fingerprint(variant=detect_variant(ModelConfig.from_json_file(bundle.dit / CONFIG_FILE)).name,
-                          model=folder_digest(bundle.dit), vae=folder_digest(bundle.vae),
-                          text_encoder=folder_digest(bundle.text_encoder), tokenizer=tokenizer_hash(bundle.text_encoder),
-                          options=fingerprint.options)
+        now = bundle_fingerprint(bundle, fingerprint.options)
         report.fingerprint_differences = fingerprint.differences(now, include_options=False)
     return report
 

@@ -102,9 +102,9 @@ def collate(reader: CacheReader, items: list[Item], silence_latent: torch.Tensor
     cond_mask = torch.zeros(len(items), cond_len, dtype=torch.long)
     for row, item in enumerate(items):
         tensors = reader.load(item.index)
-        full = tensors["target_latents"].float()
-        window = full[item.start:item.start + item.frames]
-        context = text2music_context(silence_latent, full.shape[0])[item.start:item.start + item.frames]
+        end = item.start + item.frames
+        window = tensors["target_latents"][item.start:end].float()  # a view of the mapped shard until here
+        context = text2music_context(silence_latent, end)[item.start:]
         pad = frames - item.frames
         latents.append(torch.nn.functional.pad(window, (0, 0, 0, pad)))
         contexts.append(torch.nn.functional.pad(context, (0, 0, 0, pad)))

@@ -27,7 +27,7 @@ from acetune.events import Event, EvalDone, Finished, LayerGradNorms, Saved, Ste
 from acetune.train.batching import Coverage, collate, plan_epoch
 from acetune.train.adaptive import AdaptiveTimesteps
 from acetune.train.distributed import barrier, mean_across, no_sync, sum_across
-from acetune.train.checkpoint import find_latest, prune_checkpoints, save_checkpoint, step_folder, write_folder_atomic
+from acetune.train.checkpoint import find_latest, prune_checkpoints, save_checkpoint, step_folder
 from acetune.train.ema import EMA
 from acetune.train.evaluation import eval_loss
 from acetune.train.resume import Progress, check_resumable, initial_progress, load_progress, progress_state
@@ -271,8 +271,7 @@ def _save_inference(session: Session, progress, ema, folder: Path, kind: str) ->
     if not session.dist.is_main:
         return
     with ema.applied() if ema is not None else nullcontext():
-        write_folder_atomic(folder, lambda staging: save_adapter(session.adapter, staging,
-                                                                 metadata=_metadata(session, progress), overwrite=True))
+        save_adapter(session.adapter, folder, metadata=_metadata(session, progress), overwrite=True)
     yield Saved(progress.step, folder, kind)
 
 

@@ -7,7 +7,7 @@ another run, a missing optional dependency) fails here with a clear error, befor
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -15,15 +15,13 @@ import torch
 from acetune.adapters import AttachedAdapter, attach
 from acetune.config import OptimizerKind, Precision, RunConfig, SchedulerKind
 from acetune.data.cache import CacheReader
-from acetune.data.fingerprint import Fingerprint, folder_digest, read_fingerprint, require_match
+from acetune.data.fingerprint import Fingerprint, bundle_fingerprint, read_fingerprint, require_match
 from acetune.errors import ConfigError, TrainingError
 from acetune.events import Warned
 from acetune.model.bundle import resolve_bundle
 from acetune.model.checkpoint import CONFIG_FILE, load_model
 from acetune.model.config import ModelConfig
 from acetune.model.masks import AttentionOptions
-from acetune.model.text_encoder import tokenizer_hash
-from acetune.model.variant import detect_variant
 from acetune.train.batching import split_indices
 from acetune.train.checkpoint import check_output_dir
 from acetune.train.distributed import DistInfo, device_for, from_environment, wrap
@@ -113,10 +111,7 @@ def check_cache(config: RunConfig) -> tuple[CacheReader, Path, Fingerprint]:
                             fix="run `acetune preprocess` on a folder with usable songs")
     bundle = resolve_bundle(config.data.checkpoint_dir, config.data.model)
     stored = read_fingerprint(Path(config.data.cache))
-    now = Fingerprint(variant=detect_variant(ModelConfig.from_json_file(bundle.dit / CONFIG_FILE)).name,
-                      model=folder_digest(bundle.dit), vae=folder_digest(bundle.vae),
-                      text_encoder=folder_digest(bundle.text_encoder), tokenizer=tokenizer_hash(bundle.text_encoder),
-                      options=stored.options)
+    now = bundle_fingerprint(bundle, stored.options)
     require_match(Path(config.data.cache), now, include_options=False)
     return reader, bundle.dit, stored
 
@@ -152,8 +147,6 @@ def build_session(config: RunConfig, *, resuming: bool) -> Session:
     schedule = config.schedule
     if optim_config.optimizer == OptimizerKind.PRODIGY and schedule.scheduler not in (
             SchedulerKind.CONSTANT, SchedulerKind.CONSTANT_WITH_WARMUP):
-        from dataclasses import replace
-
         schedule = replace(schedule, scheduler=SchedulerKind.CONSTANT)
         warnings.append(Warned("prodigy-schedule", "Prodigy adapts its own step size: the schedule is forced to "
                                                    "constant"))

@@ -87,3 +87,12 @@ class Saved(Event):
     step: int
     path: Path
     kind: str  # checkpoint | best | final
+
+
+@dataclass(frozen=True)
+class Auditioned(Event):
+    step: int
+    path: Path  # the rendered audio file
+    prompt: str
+    seed: int
+    strength: float | None  # None for the base model

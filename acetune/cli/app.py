@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 
 from acetune import __version__
-from acetune.cli import (cache_cmd, dataset_cmd, demo_cmd, memory_cmd, model_cmd, preprocess_cmd, presets_cmd,
-                         train_cmd)
+from acetune.cli import (adapter_cmd, cache_cmd, dataset_cmd, demo_cmd, generate_cmd, memory_cmd, model_cmd,
+                         preprocess_cmd, presets_cmd, train_cmd)
 from acetune.errors import AcetuneError
 
 app = typer.Typer(name="acetune", help="Fine-tune ACE-Step 1.5 music models.", no_args_is_help=True,
@@ -21,6 +21,10 @@ app.command("preprocess")(preprocess_cmd.preprocess_command)
 app.command("demo")(demo_cmd.demo_command)
 app.add_typer(presets_cmd.app, name="presets")
 app.command("train")(train_cmd.train_command)
+app.command("generate")(generate_cmd.generate_command)
+app.add_typer(adapter_cmd.app, name="adapter")
+app.command("merge")(adapter_cmd.merge_command)
+app.command("export-comfyui")(adapter_cmd.export_comfyui_command)
 app.command("estimate-memory")(memory_cmd.estimate_memory_command)
 dataset_cmd.app.command("validate")(cache_cmd.validate_command)
 

@@ -2,8 +2,9 @@
 
 Without `--checkpoint-dir` it builds a tiny random checkpoints folder in the official layout and
 synthesizes a handful of short songs (chords, bass, drums; different tempi and keys), then
-labels, analyzes and preprocesses them into a validated cache, and trains a LoRA on it, printing
-where everything is. Auditions, merge and export join this path as they land (README roadmap).
+labels, analyzes and preprocesses them into a validated cache, trains a LoRA on it with
+auditions, renders an A/B against the base, merges the adapter into the base and exports it
+for ComfyUI, printing where every artifact is.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from acetune.data.preprocess import PreprocessConfig, preprocess
 from acetune.data.validate import validate_cache
 from acetune.config import resolve_config
 from acetune.errors import CheckpointWriteError
-from acetune.events import EvalDone
+from acetune.adapters.comfyui import export_comfyui
+from acetune.adapters.merge import merge_into_model
+from acetune.events import Auditioned, EvalDone
+from acetune.generate import Studio, Track, take_paths, write_takes
 from acetune.train.loop import run
 
 DEMO_SONGS = (  # file, bpm, key, seconds, caption
@@ -36,6 +40,9 @@ DEMO_SONGS = (  # file, bpm, key, seconds, caption
     ("storm_rock.wav", 140, "E minor", 8.0, "driving rock beat, distorted power chords"),
 )
 DEMO_TAG = "acetune-demo"
+AUDITION_PROMPT = "bright synth pop, punchy drums, warm bass"
+AUDITION_SECONDS = 4.0
+DEMO_SEED = 42
 
 
 def write_demo_songs(folder: Path) -> list[Path]:
@@ -56,7 +63,7 @@ def demo_command(
     audio_dir: Path = typer.Option(None, help="Your songs (default: synthesized demo songs)."),
     overwrite: bool = typer.Option(False, help="Replace an earlier demo in --out."),
 ) -> None:
-    """Build (or use) checkpoints and songs, label, analyze, preprocess, validate and train a LoRA."""
+    """The whole path: checkpoints and songs, label, preprocess, train with auditions, A/B, merge, export."""
     console = Console(soft_wrap=True)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
@@ -90,8 +97,37 @@ def demo_command(
     config = resolve_config(preset="quick_test", files=[], overrides=[
         f'data.cache="{cache}"', f'data.checkpoint_dir="{checkpoint_dir}"', f'save.output_dir="{run_dir}"',
         "data.crop_frames=100", "loop.epochs=20", "optim.lr=5e-3", "optim.grad_accum=1", "loop.eval_every=0",
-        "log.tensorboard=false"])
-    evals = [e.loss for e in run(config) if isinstance(e, EvalDone)]
+        "log.tensorboard=false", "audition.every_epochs=10", f'audition.prompts=["{AUDITION_PROMPT}"]',
+        "audition.strengths=[0.5, 1.0]", f"audition.duration_s={AUDITION_SECONDS}"])
+    events = list(run(config))
+    evals = [e.loss for e in events if isinstance(e, EvalDone)]
+    auditions = [e for e in events if isinstance(e, Auditioned)]
     console.print(f"5. trained a LoRA for {config.loop.epochs} epochs: eval loss {evals[0]:.3f} -> {evals[-1]:.3f}; "
                   f"adapter (PEFT format, loads in the ACE-Step app): [bold]{run_dir / 'final'}[/]")
-    console.print("next: auditions, merge and ComfyUI export join this demo as they land (README roadmap)")
+    console.print(f"6. {len(auditions)} auditions while training (base, then strengths 0.5 and 1.0 every 10 epochs): "
+                  f"[bold]{run_dir / 'auditions'}[/] (index.jsonl lists prompt, seed, step, strength, file)")
+    _ship(out, checkpoint_dir, run_dir / "final", console)
+
+
+def _ship(out: Path, checkpoint_dir: Path, adapter: Path, console: Console) -> None:
+    """A/B against the base, merge into the base, export for ComfyUI: what a user does next."""
+    studio = Studio.open(checkpoint_dir, device="auto")
+    track = Track(f"{DEMO_TAG}, {AUDITION_PROMPT}", bpm=120, duration_s=AUDITION_SECONDS)
+    settings = studio.settings()
+    seeds = [DEMO_SEED]
+    extra = {"model": str(studio.dit_folder), "variant": studio.variant.name}
+    base_audio = studio.render(track, seeds, settings)
+    write_takes(base_audio, take_paths(out / "ab", "base", seeds, "wav"), seeds, track=track, settings=settings,
+                extra={**extra, "adapters": []})
+    studio.add_adapter(adapter, 1.0)
+    tuned_audio = studio.render(track, seeds, settings)
+    write_takes(tuned_audio, take_paths(out / "ab", "adapter", seeds, "wav"), seeds, track=track, settings=settings,
+                extra={**extra, "adapters": [{"path": str(adapter), "strength": 1.0}]})
+    console.print(f"7. A/B with the same seed and prompt, base vs adapter: [bold]{out / 'ab'}[/]")
+    merged = merge_into_model(studio.dit_folder, [(adapter, 1.0)], out / "merged")
+    console.print(f"8. merged the adapter into the base (official layout: config.json, model.safetensors, "
+                  f"silence_latent.pt): [bold]{merged}[/]")
+    exported = export_comfyui(adapter, out / "export" / f"{DEMO_TAG}_comfyui.safetensors")
+    console.print(f"9. ComfyUI LoRA (one file, alpha baked in; strength 1.0 = as trained): [bold]{exported}[/]")
+    console.print(f"next: acetune generate --checkpoint-dir {checkpoint_dir} --adapter {adapter} "
+                  f"--caption \"{DEMO_TAG}, your idea here\"")

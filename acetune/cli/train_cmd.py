@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from acetune.config import resolve_config, write_config
 from acetune.config.presets import auto_preset, detect_device_memory_gib
-from acetune.events import EvalDone, Finished, Saved, StepDone, TrainStarted, Warned
+from acetune.events import Auditioned, EvalDone, Finished, Saved, StepDone, TrainStarted, Warned
 from acetune.train.loop import Control, run
 from acetune.train.sinks import JsonlSink, TensorBoardSink
 
@@ -97,6 +97,9 @@ def _render(first, events, sinks, console: Console) -> None:
                 bar.console.print(f"eval at step {event.step}: {event.loss:.4f}" + (" (best)" if event.best else ""))
             elif isinstance(event, Saved):
                 bar.console.print(f"saved {event.kind} at step {event.step}: {event.path}")
+            elif isinstance(event, Auditioned):
+                what = "base model" if event.strength is None else f"strength {event.strength:g}"
+                bar.console.print(f"audition at step {event.step} ({what}, seed {event.seed}): {event.path}")
             elif isinstance(event, Warned):
                 bar.console.print(f"[yellow]warning[/] {event.text}")
             elif isinstance(event, Finished):

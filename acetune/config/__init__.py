@@ -27,6 +27,7 @@ from acetune.config.schema import (
     AdapterConfig,
     AdapterKind,
     AttentionTargets,
+    AuditionConfig,
     BestMetric,
     DataConfig,
     LogConfig,
@@ -46,7 +47,7 @@ from acetune.config.user_presets import PresetInfo, export_preset, import_preset
 from acetune.config.validation import validate
 
 __all__ = [
-    "CONFIG_VERSION", "AdapterConfig", "AdapterKind", "AttentionTargets", "BestMetric", "DataConfig", "LogConfig",
+    "CONFIG_VERSION", "AdapterConfig", "AdapterKind", "AttentionTargets", "AuditionConfig", "BestMetric", "DataConfig", "LogConfig",
     "LoopConfig", "LossWeighting", "ObjectiveConfig", "OptimConfig", "OptimizerKind", "Precision", "RunConfig",
     "SaveConfig", "ScheduleConfig", "SchedulerKind", "TimestepMode",
     # loading, overrides, writing

@@ -171,6 +171,27 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class AuditionConfig:
+    every_steps: int = option(0, "render auditions every N optimizer steps (0 = not by steps)")
+    every_epochs: int = option(0, "render auditions every N epochs (0 = not by epochs)")
+    prompts: tuple[str, ...] = option((), "captions to render (the run's trigger word is added unless already there)")
+    lyrics: str = option("", "lyrics for every audition (empty = instrumental)")
+    language: str = option("en", "lyrics language code")
+    seeds: tuple[int, ...] = option((42,), "noise seeds; every prompt is rendered with every seed")
+    duration_s: float = option(10.0, "audition length in seconds")
+    bpm: int = option(0, "bpm written into the prompt's metas (0 = N/A)")
+    keyscale: str = option("", "key written into the metas, e.g. 'C major' (empty = N/A)")
+    timesignature: str = option("", "time signature written into the metas, e.g. '4' (empty = N/A)")
+    strengths: tuple[float, ...] = option((1.0,), "adapter strengths to render (a sweep for A/B)")
+    include_base: bool = option(True, "also render the base model once (before the first step) for A/B")
+    steps: int = option(0, "sampler steps (0 = the variant's recommendation)")
+    shift: float = option(0.0, "sampler shift (0 = the variant's recommendation)")
+    guidance: float = option(0.0, "CFG scale for base/sft (0 = the variant's recommendation; turbo has none)")
+    add_trigger: bool = option(True, "put the run's activation tag into each prompt as it was trained")
+    format: str = option("wav", "audio format: wav, flac, mp3, ogg, opus, m4a or aac")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     config_version: int = option(CONFIG_VERSION, "schema version of this config")
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "where the data comes from"})
@@ -181,3 +202,5 @@ class RunConfig:
     loop: LoopConfig = field(default_factory=LoopConfig, metadata={"help": "the training loop"})
     save: SaveConfig = field(default_factory=SaveConfig, metadata={"help": "checkpoints and resume"})
     log: LogConfig = field(default_factory=LogConfig, metadata={"help": "progress and logs"})
+    audition: AuditionConfig = field(default_factory=AuditionConfig,
+                                     metadata={"help": "audio samples rendered during training"})

@@ -16,6 +16,7 @@ from acetune.errors import ConfigError
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
 BIAS_MODES = ("none", "all", "lora_only")
 WINDOW_CONVENTIONS = ("eager", "flash")
+AUDIO_FORMATS = ("wav", "flac", "mp3", "ogg", "opus", "m4a", "aac")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,17 @@ RULES: tuple[Rule, ...] = (
     Rule("save.keep_last", lambda v: v >= 1, "must be >= 1", "use e.g. 3"),
     Rule("log.log_every", lambda v: v >= 1, "must be >= 1", "use e.g. 10"),
     Rule("log.heavy_every", lambda v: v >= 0, "must be >= 0", "use 0 (off) or e.g. 100"),
+    Rule("audition.every_steps", lambda v: v >= 0, "must be >= 0", "use 0 (off) or e.g. 500"),
+    Rule("audition.every_epochs", lambda v: v >= 0, "must be >= 0", "use 0 (off) or e.g. 10"),
+    Rule("audition.seeds", lambda v: len(v) > 0, "must not be empty", "use [42]"),
+    Rule("audition.duration_s", lambda v: 1 <= v <= 600, "must be in [1, 600] seconds", "use e.g. 10 or 30"),
+    Rule("audition.bpm", lambda v: 0 <= v <= 400, "must be in [0, 400]", "use 0 for N/A or e.g. 120"),
+    Rule("audition.strengths", lambda v: len(v) > 0, "must not be empty", "use [1.0] or e.g. [0.5, 1.0]"),
+    Rule("audition.strengths", _each(lambda v: -2 <= v <= 2), "must each be in [-2, 2]", "use e.g. [0.5, 1.0]"),
+    Rule("audition.steps", lambda v: 0 <= v <= 1000, "must be in [0, 1000]", "use 0 for the variant's default"),
+    Rule("audition.shift", lambda v: v >= 0, "must be >= 0", "use 0 for the variant's default"),
+    Rule("audition.guidance", lambda v: 0 <= v <= 30, "must be in [0, 30]", "use 0 for the variant's default"),
+    Rule("audition.format", lambda v: v in AUDIO_FORMATS, f"must be one of {', '.join(AUDIO_FORMATS)}", "use wav"),
 )
 
 
@@ -88,6 +100,10 @@ def validate(config: RunConfig) -> None:
     if adapter.kind is not AdapterKind.FULL and not adapter.projections and not adapter.target_mlp:
         problems.append(("adapter.projections", (), "is empty and adapter.target_mlp is false: nothing to adapt",
                          "list projections such as q_proj, v_proj, or set adapter.target_mlp = true"))
+    audition = config.audition
+    if (audition.every_steps or audition.every_epochs) and not audition.prompts:
+        problems.append(("audition.prompts", (), "is empty but auditions are scheduled",
+                         "list captions, e.g. prompts = [\"warm lo-fi piano\"], or set every_steps = 0"))
     if not problems:
         return
     if len(problems) == 1:

@@ -71,6 +71,8 @@ class SamplePlan:
     lyric_text: str
     content_hash: str  # sha256 of the audio file's bytes
     input_hash: str
+    tag: str = ""  # the activation tag in this caption (the sample's custom_tag or the dataset's)
+    tag_position: str = "prepend"
 
     @property
     def id(self) -> str:
@@ -98,7 +100,8 @@ def plan_samples(dataset: Dataset, config: PreprocessConfig) -> list[SamplePlan]
         lyric_text = build_lyric_text(labels.lyrics, labels.language)
         audio_hash = content_hash(sample.audio_path)
         input_hash = hashlib.sha256("\0".join([audio_hash, prompt, lyric_text, options]).encode()).hexdigest()
-        plans.append(SamplePlan(sample, caption, prompt, lyric_text, audio_hash, input_hash))
+        plans.append(SamplePlan(sample, caption, prompt, lyric_text, audio_hash, input_hash,
+                                labels.custom_tag or dataset.tag.tag, dataset.tag.position))
     return plans
 
 
@@ -293,6 +296,7 @@ def _features(plan, config, vae, text_encoder, silence, counts):
         "lyrics": plan_meta.lyrics, "lyric_text": plan.lyric_text, "language": plan_meta.language,
         "bpm": plan_meta.bpm, "keyscale": plan_meta.keyscale, "timesignature": plan_meta.timesignature,
         "duration": plan_meta.duration, "genre": plan_meta.genre, "custom_tag": plan_meta.custom_tag,
+        "tag": plan.tag, "tag_position": plan.tag_position,
         "source_duration_s": audio.source_duration_s, "truncated": audio.truncated, "silent": features.silent,
         "text_length": int(features.text_hidden_states.shape[0]),
         "lyric_length": int(features.lyric_hidden_states.shape[0]),

@@ -19,13 +19,14 @@ from typing import Iterator
 
 import torch
 
-from acetune import __version__
 from acetune.adapters import save_adapter
 from acetune.config import BestMetric, LossWeighting, RunConfig, TimestepMode, config_to_dict
 from acetune.errors import TrainingError
 from acetune.events import Event, EvalDone, Finished, LayerGradNorms, Saved, StepDone, TrainStarted, Warned
 from acetune.train.batching import Coverage, collate, plan_epoch
 from acetune.train.adaptive import AdaptiveTimesteps
+from acetune.train.adapter_card import adapter_metadata
+from acetune.train.auditions import prepare_auditions
 from acetune.train.distributed import barrier, mean_across, no_sync, sum_across
 from acetune.train.checkpoint import find_latest, prune_checkpoints, save_checkpoint, step_folder
 from acetune.train.ema import EMA
@@ -71,6 +72,7 @@ def run(config: RunConfig, control: Control | None = None) -> Iterator[Event]:
         progress, tracker = load_progress(folder, session, generator, ema, adaptive)
         resumed_path = str(folder)
     session.adaptive = adaptive
+    session.auditions = prepare_auditions(session)
     events = _events(session, control, progress, tracker, ema, generator, output_dir, resumed_path)
     if session.dist.is_main:
         yield from events
@@ -92,6 +94,8 @@ def _events(session, control, progress, tracker, ema, generator, output_dir, res
     yield TrainStarted(asdict(session.plan), resumed_path)
     if resumed_path is None:  # the untrained baseline: what every later eval is compared with
         yield EvalDone(0, _eval_value(session, None), False)
+    if session.auditions is not None and session.config.audition.include_base:
+        yield from session.auditions.render(session, ema, progress.step, progress.epoch, base=True)
     yield from _train(session, control, progress, tracker, ema, generator, output_dir)
 
 
@@ -141,6 +145,8 @@ def _train(session: Session, control: Control, progress: Progress, tracker: Best
                 return
             if config.loop.eval_every and progress.step % config.loop.eval_every == 0:
                 finished = yield from _evaluate(session, progress, tracker, ema, output_dir)
+            if session.auditions is not None and session.auditions.due(progress.step):
+                yield from session.auditions.render(session, ema, progress.step, progress.epoch)
             if (config.save.save_every and progress.step % config.save.save_every == 0) or control.save_now:
                 control.save_now = False
                 yield from _save(session, progress, tracker, ema, generator, output_dir, "checkpoint")
@@ -151,6 +157,8 @@ def _train(session: Session, control: Control, progress: Progress, tracker: Best
             progress.finish_epoch(coverage)
             if not config.loop.eval_every and (yield from _evaluate(session, progress, tracker, ema, output_dir)):
                 finished = True
+            if session.auditions is not None and session.auditions.due(progress.step, progress.epoch):
+                yield from session.auditions.render(session, ema, progress.step, progress.epoch)
         if finished:
             break
     if progress.step == 0:
@@ -158,6 +166,8 @@ def _train(session: Session, control: Control, progress: Progress, tracker: Best
                             fix="check that the cache has samples and the plan has steps")
     yield from _save(session, progress, tracker, ema, generator, output_dir, "checkpoint")
     yield from _save_inference(session, progress, ema, output_dir / "final", "final")
+    if session.auditions is not None and session.auditions.last_step != progress.step:
+        yield from session.auditions.render(session, ema, progress.step, progress.epoch)  # how the final adapter sounds
     yield Finished("train", "complete", {"step": progress.step, "best_step": tracker.best_step,
                                          "best_loss": None if math.isinf(tracker.best) else tracker.best})
 
@@ -192,8 +202,10 @@ def _micro_step(session: Session, global_items, generator: torch.Generator, auto
                                 batch.context_latents, draws_on_device, t=t.to(session.device),
                                 cfg_ratio=config.objective.cfg_ratio, weights=weights)
         loss = out.loss.float()
-        if not torch.isfinite(loss):
+        if not torch.isfinite(loss) and not session.dist.enabled:
             return float(loss.item())
+        # Data-parallel ranks all run backward, even on a non-finite loss: a rank that skipped it would
+        # leave the others waiting in the gradient all-reduce. The step is then dropped on every rank.
         scaler.scale(loss / config.optim.grad_accum).backward()
     if session.adaptive is not None:
         sums, counts = session.adaptive.bin_totals(t, out.per_sample)
@@ -263,8 +275,9 @@ def _evaluate(session: Session, progress, tracker: BestTracker, ema, output_dir:
 
 
 def _metadata(session: Session, progress) -> dict[str, str]:
-    return {"acetune_version": __version__, "variant": session.plan.variant, "step": str(progress.step),
-            "cache_fingerprint": session.cache_fingerprint.model[:16], "adapter": session.config.adapter.kind.value}
+    return adapter_metadata(variant=session.plan.variant, fingerprint=session.cache_fingerprint,
+                            trigger=session.trigger, adapter_kind=session.config.adapter.kind.value,
+                            step=progress.step, base_model=session.dit_folder.name)
 
 
 def _save_inference(session: Session, progress, ema, folder: Path, kind: str) -> Iterator[Event]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from acetune.adapters import AttachedAdapter, attach
-from acetune.config import OptimizerKind, Precision, RunConfig, SchedulerKind
+from acetune.config import OptimizerKind, RunConfig, SchedulerKind
 from acetune.data.cache import CacheReader
 from acetune.data.fingerprint import Fingerprint, bundle_fingerprint, read_fingerprint, require_match
 from acetune.errors import ConfigError, TrainingError
@@ -21,7 +21,9 @@ from acetune.events import Warned
 from acetune.model.bundle import resolve_bundle
 from acetune.model.checkpoint import CONFIG_FILE, load_model
 from acetune.model.config import ModelConfig
+from acetune.model.devices import resolve_device, resolve_precision
 from acetune.model.masks import AttentionOptions
+from acetune.train.adapter_card import trigger_word
 from acetune.train.batching import split_indices
 from acetune.train.checkpoint import check_output_dir
 from acetune.train.distributed import DistInfo, device_for, from_environment, wrap
@@ -65,26 +67,9 @@ class Session:
     dist: DistInfo
     forward_decoder: torch.nn.Module  # the decoder, or its DDP wrapper when data-parallel
     adaptive: object | None = None  # AdaptiveTimesteps when objective.adaptive_timestep_ratio > 0
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("cpu")
-    return torch.device(name)
-
-
-def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype:
-    if precision == Precision.AUTO:
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float16 if device.type == "mps" else torch.float32
-    dtype = {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}[precision]
-    if device.type == "cpu" and dtype != torch.float32:
-        raise ConfigError(f"loop.precision = {precision.value} on the CPU is not supported (bf16 matmuls are "
-                          "hundreds of times slower there)", fix="use loop.precision = fp32 or auto on the CPU")
-    return dtype
+    trigger: tuple[str, str] = ("", "prepend")  # the cache's activation tag and its position
+    auditions: object | None = None  # Auditioner when audition prompts are scheduled (main rank only)
+    dit_folder: Path = Path()
 
 
 def _preflight_full(config: RunConfig, model_config: ModelConfig, device: torch.device, dtype: torch.dtype) -> None:
@@ -175,4 +160,4 @@ def build_session(config: RunConfig, *, resuming: bool) -> Session:
     )
     return Session(config, plan, reader, train_indices, eval_indices, lengths, model, adapter, optimizer, scheduler,
                    silence.cpu(), device, compute_dtype, fingerprint, warnings, dist,
-                   wrap(model.decoder, dist, device))
+                   wrap(model.decoder, dist, device), trigger=trigger_word(reader), dit_folder=dit_folder)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from acetune.events import EvalDone, Event, LayerGradNorms, StepDone
+from acetune.events import Auditioned, EvalDone, Event, LayerGradNorms, StepDone
 
 
 class JsonlSink:
@@ -41,6 +41,17 @@ class TensorBoardSink:
         elif isinstance(event, LayerGradNorms):
             for layer, norm in event.norms.items():
                 self._writer.add_scalar(f"grad_norm/{layer}", norm, event.step)
+        elif isinstance(event, Auditioned) and event.path.suffix in (".wav", ".flac"):
+            self._add_audio(event)
+
+    def _add_audio(self, event: Auditioned) -> None:
+        """The audition in TensorBoard's audio tab (mono mix), beside the loss curves."""
+        import soundfile
+
+        audio, rate = soundfile.read(str(event.path), dtype="float32", always_2d=True)
+        strength = "base" if event.strength is None else f"strength_{event.strength:g}"
+        self._writer.add_audio(f"audition/{event.path.stem.split('_seed')[0]}/{strength}/seed_{event.seed}",
+                               audio.mean(axis=1), event.step, sample_rate=rate)
 
     def close(self) -> None:
         self._writer.close()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import soundfile as sf
+from safetensors import safe_open
+
 from acetune.cli.app import main
 from acetune.data.cache import CacheReader
+from acetune.model.checkpoint import load_model
 
 
 def test_demo_runs_end_to_end_and_refuses_to_overwrite(tmp_path, capsys):
@@ -24,5 +28,19 @@ def test_demo_runs_end_to_end_and_refuses_to_overwrite(tmp_path, capsys):
     line = next(l for l in printed.splitlines() if l.startswith("5. trained a LoRA"))
     before, after = (float(v) for v in line.split("eval loss ")[1].split(";")[0].split(" -> "))
     assert after < before
+    index = [json.loads(line) for line in (out / "run" / "auditions" / "index.jsonl").read_text().splitlines()]
+    assert {row["strength"] for row in index} == {None, 0.5, 1.0} and {row["step"] for row in index} >= {0}
+    assert all((out / "run" / "auditions" / row["file"]).is_file() for row in index)
+    assert "acetune-demo" in index[0]["prompt"]  # the trigger word went into the audition prompt
+    base, tuned = (sf.read(str(out / "ab" / f"{name}_seed42.wav"))[0] for name in ("base", "adapter"))
+    assert base.shape == tuned.shape == (4 * 48000, 2) and abs(base - tuned).max() > 1e-4
+    merged = load_model(out / "merged")  # strict: the official layout, every key
+    assert merged.silence_latent is not None and (out / "merged" / "model.safetensors").is_file()
+    with safe_open(str(out / "export" / "acetune-demo_comfyui.safetensors"), "pt") as handle:
+        keys = set(handle.keys())
+    assert "base_model.model.layers.0.self_attn.q_proj.lora_down.weight" in keys
+    assert "base_model.model.layers.0.self_attn.q_proj.alpha" in keys
+    for label in ("6. ", "7. ", "8. ", "9. "):
+        assert any(line.startswith(label) for line in printed.splitlines())
     assert main(["demo", "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err

@@ -1,0 +1,74 @@
+"""`acetune adapter info`, `acetune merge`, `acetune export-comfyui`: what to do with a trained adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from acetune.adapters.comfyui import export_comfyui
+from acetune.adapters.formats import read_adapter
+from acetune.adapters.merge import merge_into_model
+from acetune.cli.generate_cmd import parse_adapter
+from acetune.errors import ConfigError
+from acetune.model.bundle import resolve_bundle
+
+app = typer.Typer(help="Inspect adapters.", no_args_is_help=True)
+SHOWN_METADATA = ("trigger_word", "tag_position", "variant", "base_model", "recommended_shift", "recommended_steps",
+                  "recommended_guidance", "step", "cache_fingerprint", "acetune_version")
+
+
+@app.command("info")
+def info_command(path: Path = typer.Argument(..., help="Adapter folder or file (PEFT, LyCORIS, ComfyUI, full).")) -> None:
+    """Format, kind, adapted modules and the metadata the adapter carries."""
+    adapter = read_adapter(path)
+    console = Console(soft_wrap=True)
+    table = Table(show_header=False, box=None)
+    table.add_row("file", str(adapter.path))
+    table.add_row("format", adapter.format)
+    table.add_row("kind", adapter.kind)
+    table.add_row("modules", f"{len(adapter.deltas)} (e.g. {', '.join(sorted(adapter.deltas)[:3])})")
+    for key in SHOWN_METADATA:
+        if adapter.metadata.get(key):
+            table.add_row(key, adapter.metadata[key])
+    console.print(table)
+
+
+def merge_command(
+    adapter: list[str] = typer.Option(..., help="Adapter folder or file, optionally PATH@STRENGTH (repeatable)."),
+    checkpoint_dir: Path = typer.Option(..., help="ACE-Step checkpoints folder, or the DiT folder itself."),
+    out: Path = typer.Option(..., help="New model folder (official layout) to write."),
+    model: str = typer.Option(None, help="DiT folder inside --checkpoint-dir (default acestep-v15-turbo)."),
+    dtype: str = typer.Option(None, help="Save as fp32, bf16 or fp16 (default: the base's dtype)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out folder."),
+) -> None:
+    """Bake adapters into the base DiT: a folder acetune and the ACE-Step app load like the original."""
+    dit = _dit_folder(checkpoint_dir, model)
+    written = merge_into_model(dit, [parse_adapter(spec) for spec in adapter], out, dtype=dtype, overwrite=overwrite)
+    Console(soft_wrap=True).print(f"merged {len(adapter)} adapter(s) into [bold]{written}[/] "
+                                  "(config.json, model.safetensors, silence_latent.pt)")
+
+
+def export_comfyui_command(
+    adapter: Path = typer.Argument(..., help="Adapter folder or file to export."),
+    out: Path = typer.Option(None, help="Output .safetensors (default: <adapter>_comfyui.safetensors beside it)."),
+    prefix: str = typer.Option("base_model.model", help="Key prefix: base_model.model or diffusion_model.decoder."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+) -> None:
+    """One ComfyUI LoRA file (alpha baked in: strength 1.0 in ComfyUI means what it meant in training)."""
+    if out is None:
+        stem = adapter.parent.name if adapter.is_file() else adapter.name
+        out = (adapter.parent if adapter.is_file() else adapter).parent / f"{stem}_comfyui.safetensors"
+    if out.suffix != ".safetensors":
+        raise ConfigError(f"--out {out} must end in .safetensors", fix="e.g. --out my_style_comfyui.safetensors")
+    written = export_comfyui(adapter, out, prefix=prefix, overwrite=overwrite)
+    Console(soft_wrap=True).print(f"wrote [bold]{written}[/] (copy it into ComfyUI/models/loras/)")
+
+
+def _dit_folder(checkpoint_dir: Path, model: str | None) -> Path:
+    """The DiT folder; merging needs no VAE or text encoder, so a bare DiT folder is fine too."""
+    if (checkpoint_dir / "config.json").is_file() and model is None:
+        return checkpoint_dir
+    return resolve_bundle(checkpoint_dir, model).dit

@@ -1,0 +1,112 @@
+"""`acetune generate`: caption + lyrics + metas -> audio files, with zero or more adapters.
+
+Same seed, same settings, same adapters -> the same audio. Every file gets a JSON sidecar that
+records how it was made.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from acetune.config import Precision
+from acetune.errors import AudioError, ConfigError
+from acetune.generate import Studio, Track, refuse_existing, safe_stem, take_paths, write_takes
+
+
+def parse_adapter(spec: str) -> tuple[Path, float]:
+    """`PATH` or `PATH@STRENGTH` (the strength defaults to 1.0)."""
+    path, sep, tail = spec.rpartition("@")
+    if sep:
+        try:
+            return Path(path), float(tail)
+        except ValueError:
+            pass  # an '@' that belongs to the path itself
+    return Path(spec), 1.0
+
+
+def describe(settings) -> str:
+    """One line a user can check against the variant's recommendation."""
+    steps = len(settings.schedule()) if settings.kind == "turbo" else settings.steps
+    text = f"{steps} steps, shift {settings.shift:g}, {settings.method}"
+    if settings.kind != "turbo" and settings.guidance > 1:
+        text += f", guidance {settings.guidance:g} ({settings.guidance_method})"
+    return text
+
+
+def _lyrics(lyrics: str | None, lyrics_file: Path | None) -> str:
+    if lyrics is not None and lyrics_file is not None:
+        raise ConfigError("both --lyrics and --lyrics-file were given", fix="pass one of them")
+    if lyrics_file is None:
+        return lyrics or ""
+    try:
+        return lyrics_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise AudioError(f"cannot read the lyrics file ({err})", path=lyrics_file,
+                         fix="pass a UTF-8 text file") from err
+
+
+def generate_command(
+    caption: str = typer.Option(..., help="What the music is: genre, instruments, mood (add the trigger word)."),
+    checkpoint_dir: Path = typer.Option(..., help="ACE-Step checkpoints folder (or a DiT folder beside vae/)."),
+    model: str = typer.Option(None, help="DiT folder inside --checkpoint-dir (default acestep-v15-turbo)."),
+    lyrics: str = typer.Option(None, help="Lyrics text (default: instrumental)."),
+    lyrics_file: Path = typer.Option(None, help="Read the lyrics from this UTF-8 file."),
+    language: str = typer.Option("en", help="Lyrics language code."),
+    bpm: int = typer.Option(None, help="Tempo written into the prompt's metas."),
+    key: str = typer.Option(None, help="Key, e.g. 'A minor'."),
+    time_signature: str = typer.Option(None, help="Time signature, e.g. 4 or 3."),
+    duration: float = typer.Option(30.0, help="Length in seconds."),
+    seed: int = typer.Option(42, help="Noise seed; take i of a batch uses seed + i."),
+    batch: int = typer.Option(1, help="Takes to render (one per seed)."),
+    steps: int = typer.Option(None, help="Sampler steps (base/sft; turbo uses its 8-step table)."),
+    shift: float = typer.Option(None, help="Timestep shift (turbo snaps to 1, 2 or 3)."),
+    guidance: float = typer.Option(None, help="CFG scale for base/sft (turbo has no guidance)."),
+    guidance_method: str = typer.Option(None, help="apg (default) or adg, for base/sft."),
+    method: str = typer.Option(None, help="ode (default) or sde."),
+    adapter: list[str] = typer.Option(None, help="Adapter folder or file, optionally PATH@STRENGTH (repeatable)."),
+    variant: str = typer.Option(None, help="turbo, base or sft when the model's config does not say."),
+    out: Path = typer.Option(Path("outputs"), help="Folder for the audio files and their JSON sidecars."),
+    name: str = typer.Option(None, help="File-name stem (default: from the caption)."),
+    audio_format: str = typer.Option("wav", "--format", help="wav, flac, mp3, ogg, opus, m4a or aac."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
+    precision: Precision = typer.Option(Precision.AUTO, help="auto, fp32, bf16 or fp16."),
+    overwrite: bool = typer.Option(False, help="Replace existing output files."),
+) -> None:
+    """Render music from a caption, optionally with adapters mixed in at chosen strengths."""
+    console = Console(soft_wrap=True)
+    if not 1 <= batch <= 64:
+        raise ConfigError(f"--batch {batch} is outside [1, 64]", fix="use e.g. --batch 4")
+    track = Track(caption=caption, lyrics=_lyrics(lyrics, lyrics_file), language=language, bpm=bpm, keyscale=key,
+                  timesignature=time_signature, duration_s=duration)
+    seeds = [seed + i for i in range(batch)]
+    paths = take_paths(out, name or safe_stem(caption), seeds, audio_format)
+    refuse_existing(paths, overwrite=overwrite)
+    adapters = [parse_adapter(spec) for spec in adapter or []]
+    studio = Studio.open(checkpoint_dir, model=model, device=device, precision=precision, variant=variant)
+    settings = studio.settings(steps=steps, shift=shift, guidance=guidance, guidance_method=guidance_method,
+                               method=method)
+    for path, strength in adapters:
+        loaded = studio.add_adapter(path, strength)
+        console.print(f"adapter {loaded.name} ({loaded.kind}, {loaded.modules} modules) at strength {strength}")
+        for warning in loaded.warnings:
+            console.print(f"[yellow]warning[/] {warning}")
+        trigger = loaded.metadata.get("trigger_word", "")
+        if trigger and trigger.lower() not in caption.lower():
+            console.print(f"[yellow]note[/] {path} was trained with the trigger word {trigger!r}; "
+                          "put it in --caption to call up what it learned")
+    console.print(f"{studio.variant.name} sampler: {describe(settings)}")
+    bar = Progress(TextColumn("render"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                   disable=not console.is_terminal)
+    with bar:
+        task = bar.add_task("render", total=None)
+        waveforms = studio.render(track, seeds, settings,
+                                  on_step=lambda done, total: bar.update(task, completed=done, total=total))
+    extra = {"model": str(studio.dit_folder), "variant": studio.variant.name,
+             "adapters": [{"path": str(a.path), "kind": a.kind, "strength": a.strength} for a in studio.adapters]}
+    for path in write_takes(waveforms, paths, seeds, track=track, settings=settings, extra=extra,
+                            overwrite=overwrite):
+        console.print(f"wrote [bold]{path}[/]")

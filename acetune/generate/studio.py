@@ -1,0 +1,90 @@
+"""`Studio`: a checkpoint bundle loaded for generation, with any mix of adapters patched in.
+
+One object holds the DiT (decoder, condition encoder, null condition), the VAE, the text
+encoder and the silence latent on one device, so `acetune generate`, the demo and scripts
+render through one path. Adapters are patched into the decoder weights (CPU backups of the
+touched weights only), so several adapters of any kinds mix with their own strengths and
+unloading restores the base bit-exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from acetune.adapters.patcher import AdapterPatcher, LoadedAdapter
+from acetune.config import Precision
+from acetune.errors import ConfigError, ModelLoadError
+from acetune.generate.render import decode_audio, encode_track, render_latents
+from acetune.generate.tracks import Track
+from acetune.model.acestep import AceStepModel
+from acetune.model.bundle import resolve_bundle
+from acetune.model.checkpoint import load_model
+from acetune.model.devices import resolve_device, resolve_precision
+from acetune.model.sampling import SamplerSettings
+from acetune.model.text_encoder import TextEncoder, load_text_encoder
+from acetune.model.variant import Variant
+from acetune.model.vae import load_vae
+
+GENERATION_COMPONENTS = ("decoder", "encoder", "null_condition_emb")
+
+
+@dataclass
+class Studio:
+    model: AceStepModel
+    vae: object  # diffusers AutoencoderOobleck
+    text_encoder: TextEncoder
+    silence_latent: torch.Tensor  # [1, Ts, C], CPU float32
+    variant: Variant
+    dit_folder: Path
+    patcher: AdapterPatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.patcher = AdapterPatcher(self.model.decoder, variant=self.variant.name)
+
+    @classmethod
+    def open(cls, checkpoint_dir: str | Path, *, model: str | None = None, device: str = "auto",
+             precision: Precision = Precision.AUTO, variant: str | None = None) -> Studio:
+        """Load DiT, VAE and text encoder from a checkpoints folder (or a DiT folder with siblings)."""
+        bundle = resolve_bundle(checkpoint_dir, model)
+        torch_device = resolve_device(device)
+        dtype = resolve_precision(precision, torch_device)
+        loaded = load_model(bundle.dit, components=GENERATION_COMPONENTS, dtype=dtype, device=torch_device,
+                            variant=variant)
+        if loaded.silence_latent is None:
+            raise ModelLoadError("the model folder has no silence_latent.pt (generation starts from it)",
+                                 path=bundle.dit, fix="download silence_latent.pt into the model folder")
+        loaded.model.eval().requires_grad_(False)
+        vae = load_vae(bundle.vae, dtype=dtype, device=torch_device)
+        text_encoder = load_text_encoder(bundle.text_encoder, dtype=dtype, device=torch_device)
+        return cls(loaded.model, vae, text_encoder, loaded.silence_latent.float().cpu(), loaded.variant, bundle.dit)
+
+    # --- adapters ------------------------------------------------------------------------
+    def add_adapter(self, path: str | Path, strength: float = 1.0) -> LoadedAdapter:
+        return self.patcher.load(path, strength)
+
+    @property
+    def adapters(self) -> tuple[LoadedAdapter, ...]:
+        return self.patcher.loaded
+
+    # --- rendering -----------------------------------------------------------------------
+    def settings(self, **overrides) -> SamplerSettings:
+        """The variant's recommended sampler settings with `overrides` (None values are ignored)."""
+        kind = self.variant.kind
+        if kind is None:
+            raise ConfigError(f"the model's variant is unknown ({self.variant.evidence}), so its sampler is too",
+                              fix="pass --variant turbo, base or sft")
+        settings = SamplerSettings.for_variant(kind, **{k: v for k, v in overrides.items() if v is not None})
+        settings.validate()
+        return settings
+
+    def render(self, track: Track, seeds: Sequence[int], settings: SamplerSettings, *,
+               on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """One track at each seed -> waveforms [len(seeds), 2, track.samples] (48 kHz, float32, CPU)."""
+        states = encode_track(self.model, self.text_encoder, track, self.silence_latent)
+        latents = render_latents(self.model, states, track.render_frames, seeds, settings, self.silence_latent,
+                                 on_step=on_step)
+        return decode_audio(self.vae, latents[:, :track.frames], track.samples)

@@ -1,0 +1,42 @@
+"""What every adapter the trainer writes says about itself (safetensors header metadata).
+
+A user who finds the file months later, or a loader in another app, learns from it the
+activation tag to put in captions, the variant it was trained on, the sampler settings that
+variant wants, which cache (and so which checkpoint) made it, and the acetune version.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from acetune import __version__
+from acetune.data.cache import CacheReader
+from acetune.data.fingerprint import Fingerprint
+from acetune.model.sampling import SamplerSettings
+
+
+def trigger_word(reader: CacheReader) -> tuple[str, str]:
+    """The activation tag most samples were captioned with, and its position ("", "prepend" if none)."""
+    tags = Counter((entry.metadata.get("tag") or "", entry.metadata.get("tag_position") or "prepend")
+                   for entry in reader.entries)
+    tagged = [(item, count) for item, count in tags.most_common() if item[0]]
+    return tagged[0][0] if tagged else ("", "prepend")
+
+
+def recommended_sampler(variant: str) -> SamplerSettings | None:
+    kind = variant.removeprefix("xl-")
+    return SamplerSettings.for_variant(kind) if kind in ("turbo", "base", "sft") else None
+
+
+def adapter_metadata(*, variant: str, fingerprint: Fingerprint, trigger: tuple[str, str], adapter_kind: str,
+                     step: int, base_model: str) -> dict[str, str]:
+    """String -> string metadata for `save_adapter` (safetensors headers hold only strings)."""
+    metadata = {"acetune_version": __version__, "variant": variant, "base_model": base_model, "step": str(step),
+                "cache_fingerprint": fingerprint.model[:16], "adapter": adapter_kind,
+                "trigger_word": trigger[0], "tag_position": trigger[1]}
+    settings = recommended_sampler(variant)
+    if settings is not None:
+        steps = len(settings.schedule()) if settings.kind == "turbo" else settings.steps
+        metadata.update(recommended_shift=f"{settings.shift:g}", recommended_steps=str(steps),
+                        recommended_guidance=f"{settings.guidance:g}")
+    return metadata

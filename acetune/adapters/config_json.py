@@ -71,3 +71,15 @@ def _coerce(default: object, raw: object) -> object:
     if isinstance(raw, bool) or not isinstance(raw, type(default)):
         raise TypeError(f"expected {type(default).__name__}")
     return raw
+
+
+def read_json_object(path: Path, what: str = "adapter config") -> dict:
+    """A JSON object from `path`; a damaged or non-object file is a ModelLoadError naming it."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"cannot read the {what} ({err})", path=path,
+                             fix="copy the adapter folder again; the file is damaged") from err
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"the {what} is not a JSON object", path=path)
+    return data

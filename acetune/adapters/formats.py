@@ -11,7 +11,6 @@ LyCORIS releases acetune accepts; the tests check it against a live LyCORIS netw
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from acetune.adapters.config_json import read_json_object
 from acetune.adapters.safetensors_io import read_safetensors
 from acetune.errors import ModelLoadError
 
@@ -208,13 +208,7 @@ def _read_peft(weights: Path, config: dict, tensors: dict, metadata: dict[str, s
 
 
 def _peft_config(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelLoadError(f"cannot read the PEFT adapter config ({err})", path=path,
-                             fix="copy the adapter folder again; the file is damaged") from err
-    if not isinstance(data, dict):
-        raise ModelLoadError("the PEFT adapter config is not a JSON object", path=path)
+    data = read_json_object(path, "PEFT adapter config")
     if data.get("peft_type") != "LORA":
         raise ModelLoadError(f"PEFT adapter type {data.get('peft_type')!r} is not supported (only LORA, with or "
                              "without DoRA)", path=path)

@@ -13,14 +13,13 @@ PEFT is imported inside the functions: importing it costs seconds at CLI start.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from torch import nn
 
 from acetune.adapters.attached import AttachedAdapter
-from acetune.adapters.config_json import config_from_json
+from acetune.adapters.config_json import config_from_json, read_json_object
 from acetune.adapters.safetensors_io import read_safetensors, require_same_tensors, rewrite_metadata
 from acetune.adapters.targets import ATTENTION_PROJECTIONS, target_names_for
 from acetune.config import AdapterConfig, AdapterKind, AttentionTargets
@@ -65,7 +64,7 @@ def load_peft(decoder: nn.Module, folder: Path) -> AttachedAdapter:
     if not weights_path.is_file():
         raise ModelLoadError(f"{CONFIG_FILE} is there but {WEIGHTS_FILE} is missing", path=folder,
                              fix="copy the whole adapter folder (PEFT .bin weights are not read)")
-    raw = _read_json(config_path)
+    raw = read_json_object(config_path)
     if raw.get("peft_type") != "LORA":
         raise ModelLoadError(f"PEFT adapter type {raw.get('peft_type')!r} is not supported (only LORA, with or "
                              "without DoRA)", path=config_path)
@@ -175,14 +174,3 @@ def _require_consistent(config: AdapterConfig, lora_config, path: Path) -> None:
         raise ModelLoadError(f"adapter_config.json (r, alpha, dora, bias = {theirs}) disagrees with the config "
                              f"recorded in {WEIGHTS_FILE} ({config.kind.value}: {ours})", path=path,
                              fix="restore the folder as it was saved; the two files were edited or mixed")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelLoadError(f"cannot read the adapter config ({err})", path=path,
-                             fix="copy the adapter folder again; the file is damaged") from err
-    if not isinstance(data, dict):
-        raise ModelLoadError("the adapter config is not a JSON object", path=path)
-    return data

@@ -65,8 +65,15 @@ class AdapterPatcher:
         """Read the adapter at `path`, check it fits this decoder, and patch it in at `strength`."""
         path = Path(path)
         strength = self._checked_strength(strength, path)
-        name = name if name is not None else _default_name(path)
-        if any(entry.record.name == name for entry in self._entries):
+        if any(entry.record.path.resolve() == path.resolve() for entry in self._entries):
+            raise ConfigError("this adapter is already loaded", path=path,
+                              fix="change its strength instead of loading it twice")
+        taken = {entry.record.name for entry in self._entries}
+        if name is None:  # runs/a/final and runs/b/final are "final" and "final-2"
+            name = _default_name(path)
+            name = next(f"{name}-{i}" for i in range(2, len(taken) + 3) if f"{name}-{i}" not in taken) \
+                if name in taken else name
+        elif name in taken:
             raise ConfigError(f"an adapter named {name!r} is already loaded", path=path,
                               fix="give it another name, or unload the loaded one first")
         _require_plain(self.decoder)

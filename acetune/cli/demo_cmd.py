@@ -29,7 +29,7 @@ from acetune.adapters.comfyui import export_comfyui
 from acetune.adapters.merge import merge_into_model
 from acetune.events import Auditioned, EvalDone
 from acetune.generate import Studio, Track, take_paths, write_takes
-from acetune.train.loop import run
+from acetune.cli.train_cmd import train_and_log
 
 DEMO_SONGS = (  # file, bpm, key, seconds, caption
     ("sunrise_pop.wav", 120, "C major", 8.0, "bright synth pop, punchy drums, warm bass"),
@@ -99,7 +99,7 @@ def demo_command(
         "data.crop_frames=100", "loop.epochs=20", "optim.lr=5e-3", "optim.grad_accum=1", "loop.eval_every=0",
         "log.tensorboard=false", "audition.every_epochs=10", f'audition.prompts=["{AUDITION_PROMPT}"]',
         "audition.strengths=[0.5, 1.0]", f"audition.duration_s={AUDITION_SECONDS}"])
-    events = list(run(config))
+    events = train_and_log(config, console)
     evals = [e.loss for e in events if isinstance(e, EvalDone)]
     auditions = [e for e in events if isinstance(e, Auditioned)]
     console.print(f"5. trained a LoRA for {config.loop.epochs} epochs: eval loss {evals[0]:.3f} -> {evals[-1]:.3f}; "

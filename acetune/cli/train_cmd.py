@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from acetune.config import resolve_config, write_config
 from acetune.config.presets import auto_preset, detect_device_memory_gib
-from acetune.events import Auditioned, EvalDone, Finished, Saved, StepDone, TrainStarted, Warned
+from acetune.events import Auditioned, EvalDone, Event, Finished, Saved, StepDone, TrainStarted, Warned
 from acetune.train.loop import Control, run
 from acetune.train.sinks import JsonlSink, TensorBoardSink
 
@@ -42,7 +42,6 @@ def train_command(
         preset = auto_preset(detect_device_memory_gib("auto"))
         Console(soft_wrap=True).print(f"preset auto -> {preset}")
     run_config = resolve_config(preset=preset, files=list(config or []), overrides=overrides)
-    out = Path(run_config.save.output_dir)
     console = Console(soft_wrap=True)
     control = Control()
     interrupts = {"count": 0}
@@ -55,7 +54,21 @@ def train_command(
         console.print("[yellow]stopping at the next step boundary (saving a checkpoint); Ctrl-C again aborts[/]")
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    sinks = []
+    try:
+        train_and_log(run_config, console, control)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def train_and_log(run_config, console: Console, control: Control | None = None) -> list[Event]:
+    """Run with the run folder's logs (config.resolved.toml, events.jsonl, TensorBoard) and a progress bar.
+
+    Returns every event, for callers (the demo) that summarise the run afterwards.
+    """
+    out = Path(run_config.save.output_dir)
+    sinks: list = []
+    seen: list[Event] = []
     try:
         events = run(run_config, control)
         first = next(events)  # setup and checks happen before the run folder is touched
@@ -64,12 +77,13 @@ def train_command(
         sinks.append(JsonlSink(out / "events.jsonl"))
         if run_config.log.tensorboard:
             sinks.append(TensorBoardSink(out / "logs"))
+        sinks.append(seen.append)
         _render([first], events, sinks, console)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         for sink in sinks:
-            sink.close()
+            if hasattr(sink, "close"):
+                sink.close()
+    return seen
 
 
 def _render(first, events, sinks, console: Console) -> None:

@@ -128,6 +128,8 @@ def test_failures_name_the_file_and_leave_the_decoder_alone(new_decoder, config_
     assert loaded.metadata["variant"] == "base" and loaded.format == "peft"
     with pytest.raises(ConfigError, match="already loaded"):
         patcher.load(tmp_path / "a")
+    with pytest.raises(ConfigError, match="already loaded"):
+        patcher.load(tmp_path / "b", name=loaded.name)
     for call in (lambda: patcher.unload("nope"), lambda: patcher.set_strength("nope", 1.0)):
         with pytest.raises(ConfigError, match="nope"):
             call()
@@ -191,3 +193,12 @@ def test_bf16_decoder_is_patched_in_float32_rounded_once_and_restored(new_decode
     patcher.set_strength("dora", -1.0)
     patcher.unload()
     assert all(torch.equal(v, base[k]) for k, v in state(decoder).items())
+
+
+def test_two_runs_final_folders_mix_under_distinct_names(new_decoder, config_for, tmp_path):
+    saved_adapter(new_decoder(), config_for(AdapterKind.LORA), tmp_path / "a" / "final")
+    saved_adapter(new_decoder(), config_for(AdapterKind.LORA), tmp_path / "b" / "final", seed=1)
+    patcher = AdapterPatcher(new_decoder())
+    patcher.load(tmp_path / "a" / "final", 0.5)
+    patcher.load(tmp_path / "b" / "final", 0.5)
+    assert [a.name for a in patcher.loaded] == ["final", "final-2"]

@@ -84,7 +84,7 @@ class Auditioner:
         if all(path.exists() for path in paths):
             return  # rendered before a resume; the same inputs give the same audio
         started = time.perf_counter()
-        with _strength(session, step, strength):
+        with _strength(session, step, strength), _autocast(session):
             latents = render_latents(session.model, states, track.render_frames, seeds, self.settings,
                                      session.silence_latent)
         waveforms = decode_audio(self.vae, latents[:, :track.frames], track.samples)
@@ -141,6 +141,13 @@ def _strength(session, step: int, strength: float | None):
         raise ConfigError(f"the base model cannot be rendered from a trained {session.adapter.kind.value} adapter",
                           fix="base auditions are rendered before the first step; start a new run to get them")
     return live_strength(session.adapter, 0.0)
+
+
+def _autocast(session):
+    """The training forward's mixed precision: fp32 adapter weights meet bf16/fp16 base activations."""
+    if session.compute_dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(session.device.type, dtype=session.compute_dtype)
 
 
 def _forked_rng(device: torch.device):

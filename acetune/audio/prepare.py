@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
-import pyloudnorm
 import soxr
 
 from acetune.audio.decode import decode_audio
@@ -147,6 +146,8 @@ def _normalize_lufs(x: np.ndarray, sample_rate: int, target_lufs: float, peak_db
         return NormalizeResult(
             x, 0.0, f"LUFS normalisation skipped: {duration_s:.2f} s is too short to measure (needs > 0.4 s)"
         )
+    import pyloudnorm  # scipy.signal underneath: a second of import time, only when loudness is measured
+
     meter = pyloudnorm.Meter(sample_rate)
     loudness = float(meter.integrated_loudness(np.ascontiguousarray(x.T, dtype=np.float64)))
     if not math.isfinite(loudness):

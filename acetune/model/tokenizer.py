@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from vector_quantize_pytorch import ResidualFSQ
 
 from acetune.model.config import ModelConfig
 from acetune.model.layers import EncoderStack
@@ -32,8 +31,14 @@ class AttentionPooler(EncoderStack):
         return self.run_layers(h)[:, 0].reshape(batch, tokens, dim)
 
 
-def build_quantizer(config: ModelConfig, meta: bool) -> ResidualFSQ:
-    """ResidualFSQ with its constant buffers on the CPU; its two projections follow the rest of the model."""
+def build_quantizer(config: ModelConfig, meta: bool):
+    """ResidualFSQ with its constant buffers on the CPU; its two projections follow the rest of the model.
+
+    Imported here: vector_quantize_pytorch pulls in einx and torch._dynamo (seconds), which CLI
+    commands that never build a model should not pay for.
+    """
+    from vector_quantize_pytorch import ResidualFSQ
+
     with torch.device("cpu"):  # ResidualFSQ computes its buffers eagerly (and calls .item())
         quantizer = ResidualFSQ(dim=config.fsq_dim, levels=list(config.fsq_input_levels),
                                 num_quantizers=config.fsq_input_num_quantizers)

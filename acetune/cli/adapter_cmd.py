@@ -11,7 +11,7 @@ from rich.table import Table
 from acetune.adapters.comfyui import export_comfyui
 from acetune.adapters.formats import read_adapter
 from acetune.adapters.merge import merge_into_model
-from acetune.cli.generate_cmd import parse_adapter
+from acetune.cli.generate_cmd import check_adapters, parse_adapter
 from acetune.errors import ConfigError
 from acetune.model.bundle import resolve_bundle
 
@@ -45,8 +45,10 @@ def merge_command(
     overwrite: bool = typer.Option(False, help="Replace an existing --out folder."),
 ) -> None:
     """Bake adapters into the base DiT: a folder acetune and the ACE-Step app load like the original."""
+    adapters = [parse_adapter(spec) for spec in adapter]
+    check_adapters(adapters)
     dit = _dit_folder(checkpoint_dir, model)
-    written = merge_into_model(dit, [parse_adapter(spec) for spec in adapter], out, dtype=dtype, overwrite=overwrite)
+    written = merge_into_model(dit, adapters, out, dtype=dtype, overwrite=overwrite)
     Console(soft_wrap=True).print(f"merged {len(adapter)} adapter(s) into [bold]{written}[/] "
                                   "(config.json, model.safetensors, silence_latent.pt)")
 

@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from acetune.config import Precision
-from acetune.errors import AudioError, ConfigError
+from acetune.adapters.patcher import AdapterPatcher
+from acetune.errors import AudioError, ConfigError, ModelLoadError
 from acetune.generate import Studio, Track, refuse_existing, safe_stem, take_paths, write_takes
 
 
@@ -26,6 +27,16 @@ def parse_adapter(spec: str) -> tuple[Path, float]:
         except ValueError:
             pass  # an '@' that belongs to the path itself
     return Path(spec), 1.0
+
+
+def check_adapters(adapters: list[tuple[Path, float]]) -> None:
+    low, high = AdapterPatcher.STRENGTH_RANGE
+    for path, strength in adapters:
+        if not path.exists():
+            raise ModelLoadError("no such adapter file or folder", path=path)
+        if not low <= strength <= high:
+            raise ConfigError(f"adapter strength {strength} is outside [{low}, {high}]", path=path,
+                              fix="1.0 is the strength it was trained at; 0 turns it off")
 
 
 def describe(settings) -> str:
@@ -86,6 +97,7 @@ def generate_command(
     paths = take_paths(out, name or safe_stem(caption), seeds, audio_format)
     refuse_existing(paths, overwrite=overwrite)
     adapters = [parse_adapter(spec) for spec in adapter or []]
+    check_adapters(adapters)  # before seconds of model loading
     studio = Studio.open(checkpoint_dir, model=model, device=device, precision=precision, variant=variant)
     settings = studio.settings(steps=steps, shift=shift, guidance=guidance, guidance_method=guidance_method,
                                method=method)

@@ -106,3 +106,12 @@ def test_generate_names_a_missing_adapter(tiny_bundle, tmp_path, capsys):
 def test_a_missing_checkpoint_folder_is_named(tmp_path):
     with pytest.raises(ModelLoadError, match="not found"):
         Studio.open(tmp_path / "nothing", device="cpu")
+
+
+def test_generate_refuses_an_insane_strength_before_loading_anything(tiny_bundle, tmp_path, capsys):
+    adapter = tmp_path / "final"
+    adapter.mkdir()
+    assert main(["generate", "--checkpoint-dir", str(tiny_bundle), "--caption", "x", "--adapter", f"{adapter}@3",
+                 "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "strength 3.0 is outside [-2.0, 2.0]" in err and str(adapter) in err

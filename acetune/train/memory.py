@@ -1,27 +1,75 @@
 """Predict a training run's peak memory before running it.
 
-Parameters, gradients and optimizer states are counted from the adapter attached to a decoder
-built on the meta device (no memory, exact parameter counts). Activations come from a meta
-dry run of one forward pass with `saved_tensors_hooks`: every tensor autograd keeps for the
-backward pass is counted once (by storage) with its real shape and dtype, so the estimate
-follows the implementation, including gradient checkpointing. No data is touched.
+The estimate is `weights + optimizer states + gradients + activations`, where the last term is
+what one micro-step adds on top at its peak. Parameters, gradients and optimizer states are
+counted from the adapter attached to a decoder built on the meta device (exact parameter
+counts, no memory). The step itself is *simulated*: one micro-step of the real objective
+(`velocity_loss`: batch, forward, loss, backward) runs on the meta device under a dispatch mode
+that follows every tensor storage the step allocates, from its allocation until it is freed,
+and records the peak of the live bytes. No data is touched and the implementation is followed
+as it is, so the peak has the structure of the real one:
+
+* without checkpointing it falls early in the backward pass: every activation the forward
+  saved (each storage counted once), the batch and the prediction, the output gradient, and the
+  gradient temporaries of the layer being differentiated (the SwiGLU's [B, P, intermediate]
+  gradients are the largest);
+* with non-reentrant checkpointing it falls in the backward of a checkpointed layer: the
+  inputs saved at the checkpointed layers not yet differentiated, all saved activations of the
+  layers that are not checkpointed, the recomputed activations of that one layer and its
+  gradient temporaries, and the adapter gradients accumulated so far (so with LoRA on a small
+  model it is the last layer differentiated, layer 0). Counting only the saved inputs
+  under-predicts by about a layer's activations and gradients;
+* shared tensors (RoPE tables, the sliding-window mask, the condition projection, the timestep
+  modulation) are counted once, which is what dominates short crops.
+
+Attention runs through a stand-in on the meta device: there `scaled_dot_product_attention`
+would take the math path and save a [B, heads, P, S] probability matrix per call, but the CPU
+and CUDA kernels the trainer uses (flash / memory-efficient) save only q, k, v, the output, the
+log-sum-exp and the additive mask, and allocate dq, dk, dv in backward; the stand-in saves and
+allocates exactly those. Kernel-internal scratch (blocked attention tiles, BLAS workspaces) and
+allocator slack are not modelled.
+
+Terms added around the simulated peak `P` (its gradient elements so far: `g`):
+
+* gradients are the fp32 gradients of the trainable weights. With `optim.grad_accum` 1 only
+  the `g` elements accumulated before the peak are live at it; the rest appear after it, so
+  `activations = P - g * e - (trainable - g) * 4` (`e`: bytes per element of the compute dtype),
+  never below the optimizer step's temporaries (the step holds all gradients). With accumulation
+  every gradient is live through the later backward passes: `activations = P - g * e`.
+* optimizer states: `OPTIMIZER_BYTES_PER_PARAM` per trainable weight, resident from the first step.
+* optimizer step temporaries: fused AdamW (CUDA) needs none; the per-tensor update loops (CPU
+  AdamW, Adafactor, Prodigy) hold about two fp32 copies of the largest trainable parameter at a
+  time. Counted in full; they matter only when the step outweighs the backward peak.
+* autocast copies (compute dtype below fp32), added to the backward peak: autocast casts each
+  fp32 trainable weight to the compute dtype once per forward and the cast stays saved for
+  backward, except inside checkpointed layers (recomputed one layer at a time).
 """
 
 from __future__ import annotations
 
+import re
+import weakref
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
+from torch.autograd.graph import get_gradient_edge
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from acetune.adapters import attach
 from acetune.config import AdapterKind, OptimizerKind, RunConfig
 from acetune.model.checkpoint import build_model
 from acetune.model.config import ModelConfig
 from acetune.model.masks import AttentionOptions
+from acetune.train.objective import DEFAULT_CFG_RATIO, Draws, velocity_loss
 
 OPTIMIZER_BYTES_PER_PARAM = {  # fp32 states per trainable parameter
     OptimizerKind.ADAMW: 8.0, OptimizerKind.ADAMW8BIT: 2.0, OptimizerKind.ADAFACTOR: 0.1, OptimizerKind.PRODIGY: 16.0,
 }
+STEP_TEMPORARIES = 2  # parameter-sized fp32 temporaries of an unfused per-tensor optimizer update
+_LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
 
 @dataclass(frozen=True)
@@ -29,7 +77,7 @@ class MemoryEstimate:
     weights: int  # frozen base (compute dtype) + trainable fp32 masters
     gradients: int
     optimizer: int
-    activations: int  # saved for backward at the peak micro-batch
+    activations: int  # everything else the step holds at its peak (see the module docstring)
     trainable_parameters: int
 
     @property
@@ -41,13 +89,128 @@ class MemoryEstimate:
                 ("activations", self.activations), ("total", self.total)]
 
 
+@dataclass(frozen=True)
+class StepPeak:
+    """One simulated micro-step: bytes it allocated that are alive at its peak, and when."""
+
+    peak: int  # activations, temporaries and the gradients accumulated so far
+    gradient_elements: int  # trainable elements whose gradient had been accumulated at the peak
+    saved: int  # alive at the end of the forward pass (what backward starts from)
+
+
+class _FusedAttention(torch.autograd.Function):
+    """What the flash / memory-efficient kernels keep: q, k, v, output, log-sum-exp (fp32) and the mask."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, mask):
+        batch, heads, length, _ = q.shape
+        out = q.new_empty(batch, length, heads, v.shape[-1]).transpose(1, 2)  # the kernels' [B, L, H, E] layout
+        lse = q.new_empty(batch, heads, length, dtype=torch.float32)
+        ctx.save_for_backward(q, k, v, out, lse, *([] if mask is None else [mask]))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v = ctx.saved_tensors[:3]
+        return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), None
+
+
+class _FusedAttentionMode(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention:
+            mask = kwargs.get("attn_mask", args[3] if len(args) > 3 else None)
+            return _FusedAttention.apply(args[0], args[1], args[2], mask)
+        return func(*args, **kwargs)
+
+
+class _LiveBytes(TorchDispatchMode):
+    """Bytes of the storages allocated while active and not yet freed; keeps the peak."""
+
+    def __init__(self, resident: set[int], trainable: list[torch.nn.Parameter]):
+        super().__init__()
+        self.resident = resident
+        self.live: dict[int, int] = {}
+        self.now = self.peak = self.gradients = self.gradients_at_peak = 0
+        self._hooks = [p.register_post_accumulate_grad_hook(self._accumulated) for p in trainable]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for tensor in tree_leaves(out):
+            if isinstance(tensor, torch.Tensor):
+                self._track(tensor.untyped_storage())
+        return out
+
+    def _track(self, storage: torch.UntypedStorage) -> None:
+        key, size = storage._cdata, storage.nbytes()
+        if key in self.resident or self.live.get(key, -1) >= size:
+            return
+        if key not in self.live:
+            weakref.finalize(storage, self._free, key)
+        self.now += size - self.live.get(key, 0)
+        self.live[key] = size
+        if self.now > self.peak:
+            self.peak, self.gradients_at_peak = self.now, self.gradients
+
+    def _free(self, key: int) -> None:
+        self.now -= self.live.pop(key, 0)
+
+    def _accumulated(self, param: torch.Tensor) -> None:
+        self.gradients += param.numel()
+
+    def close(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+
+
+def _storages(tensors) -> set[int]:
+    return {t.untyped_storage()._cdata for t in tensors}
+
+
+def _inputs(config: ModelConfig, batch: int, frames: int, condition: int, dtype: torch.dtype):
+    """A meta batch as `_micro_step` hands it to `velocity_loss`."""
+    channels = config.audio_acoustic_hidden_dim
+    with torch.device("meta"):
+        x0 = torch.empty(batch, frames, channels, dtype=dtype)
+        draws = Draws(torch.empty(batch), torch.empty(batch, frames, channels), torch.empty(batch), torch.empty(batch))
+        return dict(x0=x0, frame_mask=torch.empty(batch, frames, dtype=dtype),
+                    encoder_hidden_states=torch.empty(batch, condition, config.condition_hidden_size, dtype=dtype),
+                    encoder_mask=torch.empty(batch, condition, dtype=dtype),
+                    context_latents=torch.empty(batch, frames, 2 * channels, dtype=dtype), draws=draws,
+                    t=torch.empty(batch))
+
+
+def simulate_step(decoder: torch.nn.Module, null_embedding: torch.Tensor, config: ModelConfig, *, batch: int,
+                  frames: int, condition: int, dtype: torch.dtype) -> StepPeak:
+    """Run one micro-step (batch, forward, loss, backward) of a meta `decoder` and follow its memory."""
+    trainable = [p for p in decoder.parameters() if p.requires_grad]
+    resident = _storages([*decoder.parameters(), *decoder.buffers(), null_embedding])
+    tracker = _LiveBytes(resident, trainable)
+    try:
+        with _FusedAttentionMode(), tracker:
+            inputs = _inputs(config, batch, frames, condition, dtype)
+            draws, t = inputs.pop("draws"), inputs.pop("t")
+            out = velocity_loss(decoder, null_embedding, **inputs, draws=draws, t=t, cfg_ratio=DEFAULT_CFG_RATIO)
+            saved = tracker.now
+            loss = out.loss.float()
+            # Through a gradient edge: `loss.backward()` would run the engine inside the function mode's
+            # handler, with the mode off, and checkpointed layers would recompute attention on the math path.
+            torch.autograd.backward(get_gradient_edge(loss), grad_tensors=torch.ones_like(loss))
+            del out, loss, inputs, draws, t
+    finally:
+        tracker.close()
+        for param in trainable:
+            param.grad = None
+    return StepPeak(tracker.peak, tracker.gradients_at_peak, saved)
+
+
 def saved_activation_bytes(decoder: torch.nn.Module, config: ModelConfig, *, batch: int, frames: int,
                            condition: int, dtype: torch.dtype) -> int:
-    """Bytes autograd saves in one forward on the meta device, each storage counted once.
+    """Bytes autograd saves for backward in one meta forward of `decoder`, each storage counted once.
 
-    Parameters that autograd keeps (a linear layer saves its weight) are already counted as weights.
+    Weights that autograd keeps (a linear layer saves its weight) are resident and not counted.
     """
-    resident = {t.untyped_storage()._cdata for t in [*decoder.parameters(), *decoder.buffers()]}
+    resident = _storages([*decoder.parameters(), *decoder.buffers()])
     storages: dict[int, int] = {}
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
@@ -62,10 +225,23 @@ def saved_activation_bytes(decoder: torch.nn.Module, config: ModelConfig, *, bat
         context = torch.empty(batch, frames, 2 * channels, dtype=dtype)
         states = torch.empty(batch, condition, config.condition_hidden_size, dtype=dtype)
         t = torch.empty(batch)
-    x.requires_grad_(True)  # what flows back through a frozen base to the adapter
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+    with _FusedAttentionMode(), torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         decoder(x, t, t, states, context)
     return sum(storages.values())
+
+
+def _autocast_copies(named: dict[str, torch.nn.Parameter], checkpointed: set[int], element: int) -> int:
+    """Compute-dtype casts of the trainable weights that stay saved for backward (see the docstring)."""
+    per_layer: dict[int, int] = {}
+    kept = 0
+    for name, param in named.items():
+        match = _LAYER.search(name)
+        if match is None or int(match.group(1)) not in checkpointed:
+            kept += param.numel()
+        if match is not None:
+            per_layer[int(match.group(1))] = per_layer.get(int(match.group(1)), 0) + param.numel()
+    recomputed = max((per_layer.get(i, 0) for i in checkpointed), default=0)
+    return (kept + recomputed) * element
 
 
 def estimate_memory(run: RunConfig, model_config: ModelConfig, *, frames: int | None = None,
@@ -74,20 +250,29 @@ def estimate_memory(run: RunConfig, model_config: ModelConfig, *, frames: int | 
     frames = frames if frames is not None else (run.data.crop_frames or 6000)
     model = build_model(model_config, AttentionOptions(run.loop.window_convention, honor_padding=False), meta=True)
     decoder = model.decoder.to(dtype)
+    null_embedding = model.null_condition_emb.detach().to(dtype)
     adapter = attach(decoder, run.adapter, seed=0)
     decoder.set_gradient_checkpointing(run.loop.gradient_checkpointing)
+    named = adapter.trainable_parameters
+    with torch.no_grad():  # the adapter computes in the compute dtype (autocast), its fp32 masters are counted below
+        for param in named.values():
+            param.data = param.data.to(dtype)
     trainable = adapter.num_trainable
     base = sum(p.numel() for p in decoder.parameters()) - trainable
     element = torch.tensor([], dtype=dtype).element_size()
     full = run.adapter.kind == AdapterKind.FULL
-    weights = base * element + trainable * 4 + model_config.condition_hidden_size * element
-    shapes = dict(batch=run.data.batch_size, frames=frames, condition=condition, dtype=dtype)
-    saved = saved_activation_bytes(decoder, model_config, **shapes)
-    # In backward one layer's activations are live again (recomputed when checkpointed) next to
-    # their gradients: the peak holds the saved tensors plus about one layer's worth.
-    decoder.set_gradient_checkpointing(0.0)
-    per_layer = saved_activation_bytes(decoder, model_config, **shapes) / model_config.num_hidden_layers
-    activations = int(saved + per_layer)
+    weights = (base + trainable) * 4 if full else base * element + trainable * 4
+    weights += model_config.condition_hidden_size * element  # the null condition embedding
+    step = simulate_step(decoder, null_embedding, model_config, batch=run.data.batch_size, frames=frames,
+                         condition=condition, dtype=dtype)
+    gradients = trainable * 4
+    step_temporaries = STEP_TEMPORARIES * 4 * max((p.numel() for p in named.values()), default=0)
+    backward = step.peak - step.gradient_elements * element  # the backward peak without the gradients in it
+    if run.optim.grad_accum <= 1:  # gradients the backward has not reached yet do not exist at its peak
+        backward -= (trainable - step.gradient_elements) * 4
+    if dtype != torch.float32:
+        backward += _autocast_copies(named, set(decoder.checkpointed_layers), element)
+    activations = max(backward, step_temporaries)  # the optimizer step holds every gradient, no activation
     optimizer = int(trainable * OPTIMIZER_BYTES_PER_PARAM[run.optim.optimizer])
-    return MemoryEstimate(weights=weights if not full else (base + trainable) * 4, gradients=trainable * 4,
-                          optimizer=optimizer, activations=activations, trainable_parameters=trainable)
+    return MemoryEstimate(weights=weights, gradients=gradients, optimizer=optimizer, activations=int(activations),
+                          trainable_parameters=trainable)

@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a user-fixable `AcetuneError` prints its message (no traceback) and exits 2."""
     # diffusers' VAE still builds with the old weight_norm API; the warning is not for our users
     warnings.filterwarnings("ignore", message=".*torch.nn.utils.weight_norm.*", category=FutureWarning)
+    # the DiT returns a transposed view; nothing modifies it in place, so FSDP's caution does not apply
+    warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor", category=UserWarning)
     # the Hugging Face libraries' own per-file bars would interleave with ours (a user's setting wins)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:

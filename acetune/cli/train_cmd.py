@@ -71,7 +71,9 @@ def train_and_log(run_config, console: Console, control: Control | None = None) 
     seen: list[Event] = []
     try:
         events = run(run_config, control)
-        first = next(events)  # setup and checks happen before the run folder is touched
+        first = next(events, None)  # setup and checks happen before the run folder is touched
+        if first is None:  # a data-parallel rank other than 0 trains silently; rank 0 reports and logs
+            return seen
         out.mkdir(parents=True, exist_ok=True)
         write_config(run_config, out / "config.resolved.toml")
         sinks.append(JsonlSink(out / "events.jsonl"))

@@ -1,16 +1,17 @@
-"""Multi-process data parallelism (torchrun / accelerate launch): DDP over the decoder.
+"""Multi-process data parallelism (torchrun / accelerate launch): DDP over the decoder, or FSDP2 for a
+full fine-tune (`sharding.py`).
 
 Every rank builds the same epoch plan from the same seed and takes its slice of each global
 batch; the random draws (noise, timesteps, CFG dropout) are made for the whole global batch on
 every rank and sliced the same way, so N processes with batch b compute what one process with
 batch N*b computes. Gradients are synchronised only on the last micro-step of an accumulation
-group; rank 0 alone logs and saves.
+group; rank 0 alone logs and saves (with FSDP every rank takes part in gathering what it saves).
 """
 
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -33,13 +34,14 @@ class DistInfo:
 
 
 def from_environment() -> DistInfo:
-    """Read the torchrun variables; initialise the process group (gloo on CPU, nccl on CUDA) if needed."""
+    """Read the torchrun variables; initialise the process group (gloo on CPU, plus nccl on CUDA) if needed."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
     info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", os.environ["RANK"])))
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        # gloo also on CUDA machines: the loop's small reductions (losses, flags) are CPU tensors
+        backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend=backend, rank=info.rank, world_size=world)
     return info
 
@@ -61,10 +63,24 @@ def wrap(decoder: torch.nn.Module, info: DistInfo, device: torch.device) -> torc
 
 
 def no_sync(module: torch.nn.Module, skip: bool):
-    """Skip the gradient all-reduce on accumulation micro-steps."""
+    """Skip the gradient all-reduce (DDP) or reduce-scatter (FSDP) on accumulation micro-steps."""
+    if skip and hasattr(module, "set_requires_gradient_sync"):
+        return _fsdp_accumulating(module)
     if skip and hasattr(module, "no_sync"):
         return module.no_sync()
     return nullcontext()
+
+
+@contextmanager
+def _fsdp_accumulating(module):
+    """FSDP2: keep this micro-step's gradients unreduced and its gathered weights until the group's last."""
+    module.set_requires_gradient_sync(False)
+    module.set_reshard_after_backward(False)
+    try:
+        yield
+    finally:
+        module.set_requires_gradient_sync(True)
+        module.set_reshard_after_backward(True)
 
 
 def mean_across(value: float, info: DistInfo) -> float:

@@ -33,6 +33,7 @@ from acetune.train.ema import EMA
 from acetune.train.evaluation import eval_loss
 from acetune.train.resume import Progress, check_resumable, initial_progress, load_progress, progress_state
 from acetune.train.session import Session, build_session
+from acetune.train.sharding import ShardedEMA, adapter_for_saving, drop_unsynced_gradients, local_shard, replicated
 from acetune.train.state import seed_everything
 from acetune.train.tracker import BestTracker
 from acetune.train.objective import draw, min_snr_weights, timesteps_from, velocity_loss
@@ -62,7 +63,8 @@ def run(config: RunConfig, control: Control | None = None) -> Iterator[Event]:
     session = build_session(config, resuming=resume_from is not None)
     output_dir = Path(config.save.output_dir)
     progress = initial_progress(config.data.coverage_bins)
-    ema = EMA(session.adapter.trainable_parameters, config.loop.ema_decay) if config.loop.ema_decay > 0 else None
+    ema_class = ShardedEMA if session.sharded else EMA
+    ema = ema_class(session.adapter.trainable_parameters, config.loop.ema_decay) if config.loop.ema_decay > 0 else None
     tracker = BestTracker(config.loop.min_delta, config.loop.early_stop_patience, config.loop.best_after)
     generator = torch.Generator().manual_seed(config.loop.seed)
     adaptive = _adaptive_sampler(config)
@@ -72,7 +74,7 @@ def run(config: RunConfig, control: Control | None = None) -> Iterator[Event]:
         progress, tracker = load_progress(folder, session, generator, ema, adaptive)
         resumed_path = str(folder)
     session.adaptive = adaptive
-    session.auditions = prepare_auditions(session)
+    session.auditions = None if session.sharded else prepare_auditions(session)  # rank 0 alone cannot run FSDP
     events = _events(session, control, progress, tracker, ema, generator, output_dir, resumed_path)
     if session.dist.is_main:
         yield from events
@@ -125,6 +127,8 @@ def _train(session: Session, control: Control, progress: Progress, tracker: Best
             if mean_across(0.0 if math.isfinite(loss) else 1.0, session.dist) > 0:
                 counters.bad_losses += 1
                 session.optimizer.zero_grad(set_to_none=True)
+                if session.sharded:
+                    drop_unsynced_gradients(session.model.decoder)
                 counters.micro, counters.step_loss = 0, 0.0
                 yield Warned("non-finite-loss", f"step {progress.step + 1}: loss is {loss}; the micro-batch is dropped")
                 if counters.bad_losses >= config.loop.nan_patience:
@@ -139,6 +143,7 @@ def _train(session: Session, control: Control, progress: Progress, tracker: Best
             if counters.micro < config.optim.grad_accum and not epoch_end:
                 continue
             yield from _optimizer_step(session, counters, scaler, progress, ema)
+            _agree(control, session)
             if control.stop:
                 yield from _save(session, progress, tracker, ema, generator, output_dir, "checkpoint")
                 yield Finished("train", "stopped", {"step": progress.step})
@@ -217,8 +222,10 @@ def _optimizer_step(session: Session, counters: Counters, scaler, progress, ema)
     config = session.config
     params = list(session.adapter.trainable_parameters.values())
     scaler.unscale_(session.optimizer)
-    if config.optim.max_grad_norm > 0:
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.optim.max_grad_norm)
+    if config.optim.max_grad_norm > 0:  # with FSDP: the norm over every rank's shards
+        grad_norm = replicated(torch.nn.utils.clip_grad_norm_(params, config.optim.max_grad_norm))
+    elif session.sharded:
+        grad_norm = replicated(torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]))
     else:
         grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
     heavy = config.log.heavy_every and (progress.step + 1) % config.log.heavy_every == 0
@@ -243,24 +250,39 @@ def _optimizer_step(session: Session, counters: Counters, scaler, progress, ema)
     counters.step_loss, counters.micro = 0.0, 0
 
 
+def _agree(control: Control, session: Session) -> None:
+    """A stop or save request made on any data-parallel rank is acted on by every rank, at the same step."""
+    if session.dist.enabled:
+        flags = sum_across(torch.tensor([float(control.stop), float(control.save_now)]), session.dist)
+        control.stop, control.save_now = bool(flags[0] > 0), bool(flags[1] > 0)
+
+
 def _layer_grad_norms(session: Session) -> dict[str, float]:
     sums: dict[str, float] = {}
     for name, param in session.adapter.trainable_parameters.items():
-        if param.grad is None:
-            continue
         parts = name.split(".")
         key = ".".join(parts[:parts.index("layers") + 2]) if "layers" in parts else parts[0]
-        sums[key] = sums.get(key, 0.0) + float(param.grad.float().pow(2).sum())
+        if param.grad is None:
+            if session.sharded:  # every rank reduces the same keys
+                sums.setdefault(key, 0.0)
+            continue
+        # with FSDP this rank's shard: the squares add up over the ranks
+        sums[key] = sums.get(key, 0.0) + float(local_shard(param.grad).float().pow(2).sum())
+    if session.sharded:
+        keys = sorted(sums)
+        totals = sum_across(torch.tensor([sums[k] for k in keys], dtype=torch.float64), session.dist)
+        sums = dict(zip(keys, totals.tolist()))
     return {k: math.sqrt(v) for k, v in sorted(sums.items())}
 
 
 def _eval_value(session: Session, ema: EMA | None) -> float:
     config = session.config
     with ema.applied() if ema is not None else nullcontext():
-        return eval_loss(session.model.decoder, session.model.null_condition_emb, session.reader,
-                         session.eval_indices, session.silence_latent, crop_frames=config.data.crop_frames,
-                         timesteps=config.loop.eval_timesteps, seed=config.loop.eval_seed, device=session.device,
-                         dtype=session.compute_dtype)
+        value = eval_loss(session.model.decoder, session.model.null_condition_emb, session.reader,
+                          session.eval_indices, session.silence_latent, crop_frames=config.data.crop_frames,
+                          timesteps=config.loop.eval_timesteps, seed=config.loop.eval_seed, device=session.device,
+                          dtype=session.compute_dtype)
+    return mean_across(value, session.dist)  # one value on every rank: best saves and early stops stay in step
 
 
 def _evaluate(session: Session, progress, tracker: BestTracker, ema, output_dir: Path):
@@ -281,23 +303,31 @@ def _metadata(session: Session, progress) -> dict[str, str]:
 
 
 def _save_inference(session: Session, progress, ema, folder: Path, kind: str) -> Iterator[Event]:
-    if not session.dist.is_main:
+    if not (session.dist.is_main or session.sharded):
         return
     with ema.applied() if ema is not None else nullcontext():
-        save_adapter(session.adapter, folder, metadata=_metadata(session, progress), overwrite=True)
-    yield Saved(progress.step, folder, kind)
+        adapter = adapter_for_saving(session)  # with FSDP every rank gathers; rank 0 writes
+        if adapter is not None:
+            save_adapter(adapter, folder, metadata=_metadata(session, progress), overwrite=True)
+    if adapter is not None:
+        yield Saved(progress.step, folder, kind)
 
 
 def _save(session: Session, progress, tracker, ema, generator, output_dir: Path, kind: str) -> Iterator[Event]:
-    if not session.dist.is_main:
+    if not (session.dist.is_main or session.sharded):
         return
     state, tensors = progress_state(session, progress, tracker, ema, generator, config_to_dict(session.config),
-                                    session.adaptive)
+                                    session.adaptive)  # with FSDP every rank gathers; rank 0 writes
     folder = step_folder(output_dir, progress.step)
     with ema.applied() if ema is not None else nullcontext():
-        save_checkpoint(folder, lambda staging: save_adapter(session.adapter, staging,
-                                                             metadata=_metadata(session, progress), overwrite=True),
-                        state, tensors)
+        adapter = adapter_for_saving(session)
+        if adapter is not None:
+            save_checkpoint(folder, lambda staging: save_adapter(adapter, staging,
+                                                                 metadata=_metadata(session, progress),
+                                                                 overwrite=True),
+                            state, tensors)
+    if adapter is None:
+        return
     prune_checkpoints(output_dir, session.config.save.keep_last)
     yield Saved(progress.step, folder, kind)
 

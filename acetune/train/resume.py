@@ -19,13 +19,14 @@ from acetune.errors import ResumeError
 from acetune.train.batching import Coverage
 from acetune.train.checkpoint import read_checkpoint
 from acetune.train.ema import EMA
+from acetune.train.sharding import load_optimizer_state, load_trainable_state, optimizer_state, trainable_state
 from acetune.train.state import capture_rng, flatten, restore_rng, unflatten
 from acetune.train.tracker import BestTracker
 
 STATE_VERSION = 1
 # Fields that may change between a run and its resume without changing what is computed so far.
 RESUMABLE_CHANGES = ("save.", "log.", "audition.", "loop.epochs", "loop.max_steps", "loop.eval_every", "loop.early_stop_patience",
-                     "data.num_workers", "loop.device")
+                     "data.num_workers", "loop.device", "loop.fsdp")
 
 
 @dataclass
@@ -48,11 +49,15 @@ def initial_progress(bins: int) -> Progress:
 
 def progress_state(session, progress: Progress, tracker: BestTracker, ema: EMA | None, generator: torch.Generator,
                    config: dict, adaptive=None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(state.json tree, state.safetensors tensors) for the current moment."""
+    """(state.json tree, state.safetensors tensors) for the current moment.
+
+    With FSDP every rank must call it (the weights, optimizer and EMA states are gathered); only
+    rank 0's result is complete.
+    """
     tensors: dict[str, torch.Tensor] = {}
     heavy = {
-        "adapter": session.adapter.trainable_state_dict(),
-        "optimizer": session.optimizer.state_dict(),
+        "adapter": trainable_state(session),
+        "optimizer": optimizer_state(session),
         "rng": capture_rng(),
         "generator": generator.get_state(),
         "ema": None if ema is None else ema.state(),
@@ -93,8 +98,8 @@ def load_progress(folder: Path, session, generator: torch.Generator, ema: EMA | 
                           fix="use the same adapter.kind as the run you resume")
     check_resumable(state["config"], session.config, Path(folder))
     heavy = unflatten(state["tensors"], tensors)
-    session.adapter.load_trainable_state_dict(heavy["adapter"])
-    session.optimizer.load_state_dict(heavy["optimizer"])
+    load_trainable_state(session, heavy["adapter"])
+    load_optimizer_state(session, heavy["optimizer"])
     session.scheduler.load_state_dict({**session.scheduler.state_dict(), **state["scheduler"]})
     restore_rng(heavy["rng"])
     generator.set_state(heavy["generator"])

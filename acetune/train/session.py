@@ -28,6 +28,7 @@ from acetune.train.batching import split_indices
 from acetune.train.checkpoint import check_output_dir
 from acetune.train.distributed import DistInfo, device_for, from_environment, wrap
 from acetune.train.optim import build_optimizer, build_scheduler, warmup_steps
+from acetune.train.sharding import shard_decoder, uses_fsdp
 
 
 @dataclass(frozen=True)
@@ -65,18 +66,28 @@ class Session:
     cache_fingerprint: Fingerprint
     warnings: list[Warned]
     dist: DistInfo
-    forward_decoder: torch.nn.Module  # the decoder, or its DDP wrapper when data-parallel
+    forward_decoder: torch.nn.Module  # the decoder (itself when FSDP-sharded), or its DDP wrapper
     adaptive: object | None = None  # AdaptiveTimesteps when objective.adaptive_timestep_ratio > 0
     trigger: tuple[str, str] = ("", "prepend")  # the cache's activation tag and its position
     auditions: object | None = None  # Auditioner when audition prompts are scheduled (main rank only)
     dit_folder: Path = Path()
+    sharded: bool = False  # a data-parallel full fine-tune under FSDP2 (see sharding.py)
 
 
-def _preflight_full(config: RunConfig, model_config: ModelConfig, device: torch.device, dtype: torch.dtype) -> None:
+def _preflight_full(config: RunConfig, model_config: ModelConfig, device: torch.device, dtype: torch.dtype,
+                    shards: int = 1) -> None:
     """A full fine-tune that cannot fit fails before loading anything, pointing at LoRA."""
     from acetune.train.memory import estimate_memory
 
-    need = estimate_memory(config, model_config, dtype=dtype).total
+    estimate = estimate_memory(config, model_config, dtype=dtype)
+    need = estimate.total
+    if shards > 1:  # FSDP: a rank keeps 1/N of the fp32 masters, the optimizer states and the gradients,
+        # except that accumulation micro-steps hold full gradients and the gathered (compute dtype) weights
+        accumulates = config.optim.grad_accum > 1
+        split = estimate.weights + estimate.optimizer + (0 if accumulates else estimate.gradients)
+        need -= split * (1 - 1 / shards)
+        if accumulates:
+            need += estimate.weights * torch.tensor([], dtype=dtype).element_size() / 4
     have = torch.cuda.get_device_properties(device).total_memory
     if need > 0.95 * have:
         raise TrainingError(f"a full fine-tune needs about {need / 2**30:.1f} GiB, the GPU has {have / 2**30:.1f} GiB",
@@ -114,8 +125,10 @@ def build_session(config: RunConfig, *, resuming: bool) -> Session:
         check_output_dir(Path(config.save.output_dir), resuming)
     device = device_for(dist, resolve_device(config.loop.device))
     compute_dtype = resolve_precision(config.loop.precision, device)
+    sharded = uses_fsdp(config, dist)
     if config.adapter.kind.value == "full" and device.type == "cuda":
-        _preflight_full(config, ModelConfig.from_json_file(dit_folder / CONFIG_FILE), device, compute_dtype)
+        _preflight_full(config, ModelConfig.from_json_file(dit_folder / CONFIG_FILE), device, compute_dtype,
+                        shards=dist.world_size if sharded else 1)
     train_indices, eval_indices = split_indices(reader, config.data.val_split, config.loop.seed)
     options = AttentionOptions(window_convention=config.loop.window_convention, honor_padding=config.loop.honor_padding)
     base_dtype = compute_dtype if config.adapter.kind.value != "full" else torch.float32
@@ -128,6 +141,14 @@ def build_session(config: RunConfig, *, resuming: bool) -> Session:
     with torch.no_grad():  # trainable weights stay fp32 (mixed precision keeps fp32 masters)
         for param in adapter.trainable_parameters.values():
             param.data = param.data.float()
+    if sharded:  # before the optimizer: FSDP replaces the parameters with sharded ones
+        shard_decoder(model.decoder, dist, device, compute_dtype)
+        if config.audition.prompts and (config.audition.every_steps or config.audition.every_epochs):
+            warnings.append(Warned("audition-fsdp", "auditions are not rendered while FSDP shards the decoder; "
+                                                    "render the saved checkpoints, or set loop.fsdp = false"))
+    elif dist.enabled and config.adapter.kind.value == "full" and config.loop.fsdp:
+        warnings.append(Warned("fsdp-optimizer", f"FSDP shards full fine-tunes with adamw only; "
+                                                 f"{config.optim.optimizer.value} keeps DDP replicas"))
     optim_config = config.optim
     schedule = config.schedule
     if optim_config.optimizer == OptimizerKind.PRODIGY and schedule.scheduler not in (
@@ -160,4 +181,5 @@ def build_session(config: RunConfig, *, resuming: bool) -> Session:
     )
     return Session(config, plan, reader, train_indices, eval_indices, lengths, model, adapter, optimizer, scheduler,
                    silence.cpu(), device, compute_dtype, fingerprint, warnings, dist,
-                   wrap(model.decoder, dist, device), trigger=trigger_word(reader), dit_folder=dit_folder)
+                   model.decoder if sharded else wrap(model.decoder, dist, device), trigger=trigger_word(reader),
+                   dit_folder=dit_folder, sharded=sharded)

@@ -35,3 +35,16 @@ def test_train_cli_config_errors_exit_2(train_cache, tiny_bundle, tmp_path, caps
     err = capsys.readouterr().err
     assert code == 2 and "optim.lrr" in err and "optim.lr" in err
     assert not (tmp_path / "run").exists()  # nothing written for a refused config
+
+
+def test_a_silent_data_parallel_rank_writes_no_logs(tmp_path, monkeypatch):
+    """Ranks other than 0 yield no events (they train silently): the CLI must not expect one or log."""
+    from rich.console import Console
+
+    import acetune.cli.train_cmd as train_cmd
+    from acetune.config import RunConfig, SaveConfig
+
+    monkeypatch.setattr(train_cmd, "run", lambda config, control=None: iter(()))
+    config = RunConfig(save=SaveConfig(output_dir=str(tmp_path / "run")))
+    assert train_cmd.train_and_log(config, Console()) == []
+    assert not (tmp_path / "run").exists()

@@ -115,3 +115,35 @@ def test_generate_refuses_an_insane_strength_before_loading_anything(tiny_bundle
                  "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "strength 3.0 is outside [-2.0, 2.0]" in err and str(adapter) in err
+
+
+def test_a_merged_model_renders_what_base_plus_adapter_renders(tiny_bundle, tmp_path):
+    """End to end through the sampler and the VAE: merge == patch == live adapter, per spec §6."""
+    import shutil
+
+    from acetune.adapters import attach, save_adapter
+    from acetune.adapters.merge import merge_into_model
+    from acetune.config import AdapterConfig, AdapterKind
+    from acetune.model.checkpoint import load_model
+
+    bundle = tmp_path / "checkpoints"
+    shutil.copytree(tiny_bundle, bundle)
+    decoder = load_model(bundle / "acestep-v15-turbo").model.decoder
+    attached = attach(decoder, AdapterConfig(kind=AdapterKind.LORA, rank=4, alpha=8.0, dropout=0.0), seed=0)
+    with torch.no_grad():
+        for name, param in attached.trainable_parameters.items():
+            param.add_(torch.randn(param.shape, generator=torch.Generator().manual_seed(len(name))) * 0.2)
+    save_adapter(attached, tmp_path / "lora")
+    merge_into_model(bundle / "acestep-v15-turbo", [(tmp_path / "lora", 1.0)], bundle / "merged")
+
+    track = Track("lo-fi hip hop beat", duration_s=2.0)
+    base = Studio.open(bundle, device="cpu")
+    settings = base.settings()
+    plain = base.render(track, [3], settings)
+    base.add_adapter(tmp_path / "lora", 1.0)
+    patched = base.render(track, [3], settings)
+    merged = Studio.open(bundle, model="merged", device="cpu").render(track, [3], settings)
+    assert (patched - plain).abs().max() > 1e-3  # the adapter changes the audio
+    assert torch.allclose(merged, patched, atol=1e-5)
+    base.patcher.unload()
+    assert torch.equal(base.render(track, [3], settings), plain)  # unloading restores the base exactly

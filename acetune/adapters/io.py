@@ -12,20 +12,18 @@ caller's metadata in its safetensors header.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from functools import partial
 from pathlib import Path
 
 from torch import nn
 
 from acetune.adapters import full, lycoris_backend, peft_backend
+from acetune.atomic import write_folder_atomic
 from acetune.adapters.attached import AttachedAdapter
 from acetune.adapters.config_json import config_to_json
 from acetune.adapters.targets import require_plain_decoder
 from acetune.config import AdapterKind
-from acetune.errors import CheckpointWriteError, ConfigError, ModelLoadError
+from acetune.errors import ConfigError, ModelLoadError
 
 CONFIG_KEY = "acetune_adapter_config"
 _RESERVED = {"format", "algo", CONFIG_KEY, "lokr_config", "loha_config"}
@@ -56,22 +54,9 @@ def save_adapter(attached: AttachedAdapter, folder: str | Path, *, metadata: dic
     file's safetensors header.
     """
     extra = _checked_metadata(metadata or {})
-    target = Path(folder)
-    if target.exists() and not target.is_dir():
-        raise CheckpointWriteError("the adapter output path is a file", path=target, fix="choose a folder path")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise CheckpointWriteError("the adapter folder already exists and is not empty", path=target,
-                                   fix="choose a new folder or pass overwrite=True")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        _WRITERS[attached.kind](attached, staging, {CONFIG_KEY: config_to_json(attached.config), **extra})
-        _finish(staging)
-        _replace(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    return target
+    header = {CONFIG_KEY: config_to_json(attached.config), **extra}
+    return write_folder_atomic(Path(folder), lambda staging: _WRITERS[attached.kind](attached, staging, header),
+                               overwrite=overwrite)
 
 
 def load_adapter(decoder: nn.Module, folder: str | Path) -> AttachedAdapter:
@@ -104,25 +89,3 @@ def _checked_metadata(metadata: dict[str, str]) -> dict[str, str]:
     if clash:
         raise ConfigError(f"adapter metadata keys {clash} are reserved for the format itself")
     return dict(metadata)
-
-
-def _finish(staging: Path) -> None:
-    """fsync every file, give them the user's usual permissions (mkdtemp makes 0700)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    for item in staging.iterdir():
-        with open(item, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(item, 0o666 & ~mask)
-    os.chmod(staging, 0o777 & ~mask)
-
-
-def _replace(staging: Path, target: Path) -> None:
-    """Rename into place; an old folder is moved aside first and deleted only after the rename."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        target.rename(old / target.name)
-    staging.rename(target)
-    if old is not None:
-        shutil.rmtree(old)

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import torch
 from safetensors.torch import save_file
 
-from acetune.data.atomic import TEMP_GLOB, write_json_atomic
+from acetune.atomic import TEMP_GLOB, write_json_atomic
 from acetune.data.shard_map import MappedShard
 from acetune.errors import CacheError
 

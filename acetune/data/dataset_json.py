@@ -20,7 +20,7 @@ from acetune.data.captions import TAG_POSITIONS, TagConfig
 from acetune.data.dataset import Dataset, DatasetSample, Problem, ScanResult, find_audio_files, scan_dataset
 from acetune.data.labels import SampleLabels, label_conflicts
 from acetune.data.prompts import INSTRUMENTAL_LYRICS
-from acetune.data.atomic import write_json_atomic
+from acetune.atomic import write_json_atomic
 from acetune.data.sidecars import write_json_sidecar
 from acetune.errors import LabelError
 

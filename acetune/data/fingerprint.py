@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from acetune import __version__
-from acetune.data.atomic import write_json_atomic
+from acetune.atomic import write_json_atomic
 from acetune.data.cache import CACHE_FORMAT_VERSION, FINGERPRINT_FILE
 from acetune.errors import CacheError, CacheMismatchError
 from acetune.model.bundle import Bundle

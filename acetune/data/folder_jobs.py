@@ -17,7 +17,7 @@ import numpy as np
 from acetune.audio import analyze_audio, load_audio, split_waveform, write_audio
 from acetune.data.dataset import Dataset
 from acetune.data.labels import SampleLabels, is_given, parse_timesignature
-from acetune.data.atomic import write_json_atomic
+from acetune.atomic import write_json_atomic
 from acetune.data.sidecars import json_sidecar_path, write_json_sidecar
 from acetune.errors import AudioError, LabelError
 from acetune.events import Event, Finished, Progressed, Skipped, Started

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from acetune.data.atomic import write_json_atomic
+from acetune.atomic import write_json_atomic
 from acetune.data.labels import SampleLabels, label_conflicts, merge_labels
 from acetune.errors import LabelError
 

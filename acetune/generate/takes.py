@@ -17,7 +17,7 @@ import torch
 from acetune import __version__
 from acetune.audio import TARGET_SAMPLE_RATE, write_audio
 from acetune.config.validation import AUDIO_FORMATS
-from acetune.data.atomic import write_json_atomic
+from acetune.atomic import write_json_atomic
 from acetune.errors import CheckpointWriteError, ConfigError
 from acetune.generate.tracks import Track
 from acetune.model.sampling import SamplerSettings

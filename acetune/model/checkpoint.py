@@ -7,15 +7,14 @@ is never allocated twice. Nothing is ever written into a checkpoint folder by lo
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from acetune.atomic import check_folder_target, write_folder_atomic
 from acetune.errors import CheckpointWriteError, ModelLoadError
 from acetune.model.acestep import AceStepModel
 from acetune.model.config import ModelConfig
@@ -122,36 +121,27 @@ def save_model(
     an existing folder is replaced only with `overwrite=True`.
     """
     target = Path(folder)
-    if target.exists() and not overwrite:
-        raise CheckpointWriteError("the output folder already exists", path=target,
-                                   fix="choose a new folder or pass overwrite=True / --overwrite")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    save_dtype = parse_dtype(dtype) if dtype is not None else model.dtype
-    state = {k: v.detach().to(device="cpu", dtype=save_dtype).contiguous() for k, v in model.state_dict().items()}
+    check_folder_target(target, overwrite=overwrite)  # before minutes of converting weights
     meta = [k for k, v in model.state_dict().items() if v.is_meta]
     if meta:
         raise CheckpointWriteError(f"{len(meta)} tensors were never loaded (e.g. {meta[0]}); load every component "
                                    "before saving a full model", path=target)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    save_dtype = parse_dtype(dtype) if dtype is not None else model.dtype
+    state = {k: v.detach().to(device="cpu", dtype=save_dtype).contiguous() for k, v in model.state_dict().items()}
+    config = model.config
+    if "dtype" in config.extra or "torch_dtype" in config.extra:
+        config = ModelConfig.from_dict({**config.to_dict(), "dtype": dtype_name(save_dtype)})
+
+    def fill(staging: Path) -> None:
         if copy_from is not None:
             _copy_side_files(Path(copy_from), staging)
-        config = model.config
-        if "dtype" in config.extra or "torch_dtype" in config.extra:
-            config = ModelConfig.from_dict({**config.to_dict(), "dtype": dtype_name(save_dtype)})
         config.write_json(staging / CONFIG_FILE)
         _write_weights(state, staging, max_shard_size)
         if silence_latent is not None:
             # The official layout stores one plain tensor with torch.save; it is read back with weights_only=True.
             torch.save(silence_latent.detach().cpu().float().transpose(1, 2).contiguous(), staging / SILENCE_FILE)
-        _apply_umask(staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    return target
+
+    return write_folder_atomic(target, fill, overwrite=overwrite)
 
 
 def _write_weights(state: dict[str, torch.Tensor], folder: Path, max_shard_size: int | str) -> None:
@@ -169,16 +159,6 @@ def _write_weights(state: dict[str, torch.Tensor], folder: Path, max_shard_size:
     if plan.is_sharded:
         index = {"metadata": {**plan.metadata}, "weight_map": plan.tensor_to_filename}
         (folder / INDEX_FILE).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def _apply_umask(folder: Path) -> None:
-    """mkdtemp makes a private (0700) folder; give the result the user's usual permissions."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(folder, 0o777 & ~mask)
-    for item in folder.iterdir():
-        if item.is_file():
-            os.chmod(item, 0o666 & ~mask)
 
 
 def _copy_side_files(source: Path, staging: Path) -> None:

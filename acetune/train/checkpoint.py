@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 from safetensors.torch import load_file, save_file
 
-from acetune.data.atomic import write_json_atomic
+from acetune.atomic import write_folder_atomic, write_json_atomic
 from acetune.errors import CheckpointWriteError, ResumeError
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -31,30 +31,6 @@ def step_folder(output_dir: Path, step: int) -> Path:
     return Path(output_dir) / CHECKPOINTS_DIR / f"step_{step:07d}"
 
 
-def write_folder_atomic(target: Path, fill: Callable[[Path], None]) -> Path:
-    """Build `target` in a hidden sibling staging folder with `fill(staging)`, then swap it in."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.staging")
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir()
-    try:
-        fill(staging)
-        old = target.with_name(f".{target.name}.old")
-        if target.exists():
-            if old.exists():
-                shutil.rmtree(old)
-            target.rename(old)
-        staging.rename(target)
-        if old.exists():
-            shutil.rmtree(old)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    return target
-
-
 def save_checkpoint(folder: Path, write_adapter: Callable[[Path], None], state: dict[str, Any],
                     tensors: dict[str, torch.Tensor]) -> Path:
     def fill(staging: Path) -> None:
@@ -62,7 +38,7 @@ def save_checkpoint(folder: Path, write_adapter: Callable[[Path], None], state: 
         save_file(tensors, str(staging / STATE_TENSORS), metadata={"format": "acetune-state"})
         write_json_atomic(staging / STATE_JSON, state)  # last: its presence marks a complete checkpoint
 
-    return write_folder_atomic(folder, fill)
+    return write_folder_atomic(folder, fill, overwrite=True)
 
 
 def read_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

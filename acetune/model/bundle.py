@@ -43,6 +43,10 @@ def resolve_bundle(checkpoint_dir: str | Path, model: str | None = None) -> Bund
         candidates = sorted(p.name for p in root.iterdir() if p.is_dir() and _is_dit(p))
         name = model or (DEFAULT_MODEL if DEFAULT_MODEL in candidates else
                          candidates[0] if len(candidates) == 1 else None)
+        if not candidates and model is None:
+            raise ModelLoadError("no ACE-Step model here: no folder with config.json and model.safetensors",
+                                 path=root, fix="point --checkpoint-dir at the ACE-Step checkpoints folder (holding "
+                                                "acestep-v15-turbo/, vae/ and Qwen3-Embedding-0.6B/)")
         if name is None or not _is_dit(root / name):
             listed = ", ".join(candidates) or "none"
             raise ModelLoadError(

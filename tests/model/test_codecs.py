@@ -72,5 +72,10 @@ def test_bundle_resolution_and_missing_parts(tiny_bundle, tmp_path):
         resolve_bundle(broken)
     with pytest.raises(ModelLoadError, match="model folders: acestep-v15-turbo"):
         resolve_bundle(broken, model="acestep-v15-base")
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    with pytest.raises(ModelLoadError, match="no ACE-Step model here") as err:
+        resolve_bundle(songs)  # a wrong folder: no listed-folder hint that lists nothing
+    assert str(songs) in str(err.value)
     with pytest.raises(ModelLoadError, match="has no config.json"):
         load_vae(tmp_path)

@@ -10,7 +10,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +20,37 @@ from acetune.errors import CheckpointWriteError
 TEMP_GLOB = ".*.tmp-*"  # what a killed writer can leave behind
 
 
-def write_json_atomic(path: Path, data: Any, *, indent: int = 2) -> None:
-    """Write JSON (UTF-8, trailing newline) to a hidden temp file in the same folder, fsync, rename."""
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a hidden temp path beside `path` to write; on success fsync it, give it the user's usual
+    permissions and rename it over `path`. On failure the temp file is removed and `path` is untouched.
+
+    The temp name matches `TEMP_GLOB`, so a writer killed mid-write leaves something cleanable.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    tmp = Path(name)
     try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=indent, ensure_ascii=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield tmp
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """UTF-8 text with LF newlines, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="\n")
+
+
+def write_json_atomic(path: Path, data: Any, *, indent: int = 2) -> None:
+    """JSON (UTF-8, trailing newline), atomically."""
+    write_text_atomic(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
 
 
 def check_folder_target(target: Path, *, overwrite: bool) -> None:
@@ -62,7 +80,13 @@ def write_folder_atomic(target: Path, fill: Callable[[Path], None], *, overwrite
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             target.rename(old / target.name)
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except OSError:
+            if old is not None:  # put the previous folder back rather than leave nothing
+                (old / target.name).rename(target)
+                shutil.rmtree(old)
+            raise
         if old is not None:
             shutil.rmtree(old)
     finally:
@@ -71,10 +95,15 @@ def write_folder_atomic(target: Path, fill: Callable[[Path], None], *, overwrite
     return target
 
 
-def _seal(folder: Path) -> None:
-    """fsync every file, and give everything the user's usual permissions (mkdtemp makes 0700)."""
+def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
+    return mask
+
+
+def _seal(folder: Path) -> None:
+    """fsync every file, and give everything the user's usual permissions (mkdtemp makes 0700)."""
+    mask = _umask()
     for item in folder.rglob("*"):
         if item.is_file():
             with open(item, "rb") as handle:

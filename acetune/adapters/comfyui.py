@@ -21,14 +21,13 @@ fine-tune is not an adapter ComfyUI can patch, so it is refused with a pointer t
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from acetune.adapters.formats import AdapterFile, read_adapter
 from acetune.adapters.safetensors_io import read_safetensors, write_safetensors
+from acetune.atomic import atomic_path
 from acetune.errors import CheckpointWriteError, ConfigError
 
 PREFIX_CHOICES = ("base_model.model", "diffusion_model.decoder")
@@ -84,20 +83,8 @@ def _comfyui_tensors(adapter: AdapterFile, prefix: str) -> dict[str, torch.Tenso
 
 
 def _write_atomically(tensors: dict[str, torch.Tensor], out: Path, metadata: dict[str, str]) -> None:
-    """A temp file beside `out`, fsynced, given the user's usual permissions, then renamed over it."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(handle)
     try:
-        write_safetensors(tensors, Path(temp), metadata)
-        with open(temp, "rb") as written:
-            os.fsync(written.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(temp, 0o666 & ~mask)
-        os.replace(temp, out)
+        with atomic_path(out) as temp:
+            write_safetensors(tensors, temp, metadata)
     except OSError as err:
         raise CheckpointWriteError(f"cannot write the ComfyUI file ({err})", path=out) from err
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)

@@ -1,14 +1,12 @@
 """Write a waveform [C, S] to an audio file chosen by suffix, atomically and never over an existing file by accident.
 
 libsndfile writes wav/flac/ogg/mp3; FFmpeg (through PyAV) writes AAC (.m4a/.aac) and Opus. The file
-appears under its final name only once it is complete (temp file in the same folder, then os.replace).
+appears under its final name only once it is complete (`acetune.atomic.atomic_path`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import av
@@ -16,6 +14,7 @@ import av.error
 import numpy as np
 import soundfile as sf
 
+from acetune.atomic import atomic_path
 from acetune.audio.prepare import resample
 from acetune.errors import AudioError
 
@@ -55,20 +54,14 @@ def write_audio(path: Path | str, waveform: np.ndarray, sample_rate: int, *, ove
     x = _checked_waveform(waveform, sample_rate, path)
     if suffix != ".wav":
         x = _clip(x, path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{suffix}")
-    os.close(handle)
-    tmp = Path(tmp_name)
     try:
-        if suffix in _SOUNDFILE_FORMATS:
-            _write_soundfile(tmp, x, sample_rate, *_SOUNDFILE_FORMATS[suffix])
-        else:
-            _write_pyav(tmp, x, sample_rate, suffix, path)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            if suffix in _SOUNDFILE_FORMATS:
+                _write_soundfile(tmp, x, sample_rate, *_SOUNDFILE_FORMATS[suffix])
+            else:
+                _write_pyav(tmp, x, sample_rate, suffix, path)
     except _WRITE_ERRORS as error:
         raise AudioError(f"cannot encode {suffix} audio: {error}", path=path, fix="try .wav or .flac") from error
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -21,7 +21,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from acetune.config.files import dumps_json, dumps_toml, load_config_file, toml_value, write_text_atomic
+from acetune.atomic import write_text_atomic
+from acetune.config.files import dumps_json, dumps_toml, load_config_file, toml_value
 from acetune.config.migrations import MIGRATIONS, migrate
 from acetune.config.presets import adapt_preset, load_preset_data, strip_description
 from acetune.config.schema import RunConfig

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from acetune.config.files import dumps_json, dumps_toml, load_config_file, parse_toml, toml_value, write_text_atomic
+from acetune.atomic import write_text_atomic
+from acetune.config.files import dumps_json, dumps_toml, load_config_file, parse_toml, toml_value
 from acetune.config.loader import config_deltas, config_from_dict, config_layer, config_to_dict, merge_dicts, validate
 from acetune.config.presets import (
     BUILTIN_PRESETS,

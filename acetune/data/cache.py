@@ -15,7 +15,6 @@ files are removed on the next open for writing. Shards no entry references are d
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,7 +22,7 @@ from typing import Any, Iterator
 import torch
 from safetensors.torch import save_file
 
-from acetune.atomic import TEMP_GLOB, write_json_atomic
+from acetune.atomic import TEMP_GLOB, atomic_path, write_json_atomic
 from acetune.data.shard_map import MappedShard
 from acetune.errors import CacheError
 
@@ -32,7 +31,7 @@ INDEX_FILE = "index.json"
 FINGERPRINT_FILE = "fingerprint.json"
 SHARD_PREFIX = "shard-"
 SHARD_SUFFIX = ".safetensors"
-TMP_SUFFIX = ".tmp"
+LEGACY_TMP_SUFFIX = ".tmp"
 KEY_SEPARATOR = "::"
 
 
@@ -83,8 +82,9 @@ class CacheWriter:
         self.shard_max_bytes = shard_max_bytes
         self._pending: list[tuple[CacheEntry, dict[str, torch.Tensor]]] = []
         self._pending_bytes = 0
-        for stray in [*self.folder.glob(f"*{TMP_SUFFIX}"), *self.folder.glob(TEMP_GLOB)]:
-            stray.unlink()  # left by a run killed mid-write; never referenced by the index
+        # left by a run killed mid-write (older versions named theirs *.tmp)
+        for stray in [*self.folder.glob(f"*{LEGACY_TMP_SUFFIX}"), *self.folder.glob(TEMP_GLOB)]:
+            stray.unlink()  # never referenced by the index
 
     def add(self, entry: CacheEntry, tensors: dict[str, torch.Tensor]) -> None:
         self._pending.append((entry, {k: v.detach().cpu().contiguous() for k, v in tensors.items()}))
@@ -104,10 +104,8 @@ class CacheWriter:
                 entry.shard = name
                 entry.tensors = sorted(sample_tensors)
                 tensors.update({entry.key(k): v for k, v in sample_tensors.items()})
-            tmp = self.folder / (name + TMP_SUFFIX)
-            save_file(tensors, str(tmp), metadata={"format": "acetune-cache", "version": str(CACHE_FORMAT_VERSION)})
-            _fsync(tmp)
-            os.replace(tmp, self.folder / name)
+            with atomic_path(self.folder / name) as tmp:
+                save_file(tensors, str(tmp), metadata={"format": "acetune-cache", "version": str(CACHE_FORMAT_VERSION)})
             for entry, _ in self._pending:
                 self.entries[entry.id] = entry
             self._pending, self._pending_bytes = [], 0
@@ -131,11 +129,6 @@ class CacheWriter:
         for shard in self.folder.glob(f"{SHARD_PREFIX}*{SHARD_SUFFIX}"):
             if shard.name not in used:
                 shard.unlink()
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
 
 
 class CacheReader:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from acetune.data.encoding import encode_condition, text2music_context, timbre_reference
+from acetune.data.encoding import encode_condition, sample_generator, text2music_context, timbre_reference
 from acetune.generate.tracks import Track
 from acetune.model.acestep import AceStepModel, Condition
 from acetune.model.sampling import SamplerSettings, initial_noise, sample
@@ -43,11 +43,12 @@ def render_latents(model: AceStepModel, states: torch.Tensor, frames: int, seeds
         context_latents=context[None].expand(batch, -1, -1).to(device, dtype),
     )
     noise = initial_noise(batch, frames, silence_latent.shape[-1], list(seeds))
-    generator = torch.Generator().manual_seed(int(seeds[0]) + 1)  # fresh noise of SDE steps, also reproducible
+    # SDE steps draw fresh noise from each take's own generator: a take never depends on its batch
+    generators = [sample_generator(int(seed), "sde") for seed in seeds]
     was_training = model.training
     model.eval()
     try:
-        return sample(model, noise, condition, settings, generator=generator, on_step=on_step).float().cpu()
+        return sample(model, noise, condition, settings, generator=generators, on_step=on_step).float().cpu()
     finally:
         model.train(was_training)
 

@@ -162,12 +162,13 @@ def initial_noise(batch: int, frames: int, channels: int,
 
 @torch.no_grad()
 def sample(model: AceStepModel, noise: torch.Tensor, condition: Condition, settings: SamplerSettings, *,
-           generator: torch.Generator | None = None,
+           generator: torch.Generator | Sequence[torch.Generator] | None = None,
            on_step: Callable[[int, int], None] | None = None,
            trace: dict[str, list[torch.Tensor]] | None = None) -> torch.Tensor:
     """Integrate from `noise` (x at t = 1) to clean latents [B, T, C] float32.
 
-    `generator` draws the fresh noise of SDE steps. `on_step(done, total)` is called after
+    `generator` draws the fresh noise of SDE steps: one for the whole batch, or one per item (so an
+    item's SDE render does not depend on what else is in the batch). `on_step(done, total)` is called after
     each step with the number of steps finished (1..total), ready for a progress bar.
     `trace`, if given, collects per step 't', 'xt' and 'v' (no CFG) or 'v_cond', 'v_uncond',
     'v_used' and 'guidance_applied'.
@@ -175,13 +176,14 @@ def sample(model: AceStepModel, noise: torch.Tensor, condition: Condition, setti
     settings.validate()
     decoder = _DecoderCall(model, condition, noise.shape[0], cfg=settings.uses_cfg)
     x = noise.to(device=decoder.device, dtype=torch.float32)
-    schedule = settings.schedule().to(decoder.device)
+    host = settings.schedule()  # the float32 values; Python-side decisions read these, never the device copy
+    schedule = host.to(decoder.device)
     if settings.kind == "turbo":
-        return _turbo_loop(decoder, x, schedule, settings, generator, on_step, trace)
-    return _base_loop(decoder, x, schedule, settings, generator, on_step, trace)
+        return _turbo_loop(decoder, x, schedule, host, settings, generator, on_step, trace)
+    return _base_loop(decoder, x, schedule, host, settings, generator, on_step, trace)
 
 
-def _turbo_loop(decoder, x, schedule, settings, generator, on_step, trace) -> torch.Tensor:
+def _turbo_loop(decoder, x, schedule, host, settings, generator, on_step, trace) -> torch.Tensor:
     total = len(schedule)
     for i in range(total):
         t = schedule[i]
@@ -194,14 +196,14 @@ def _turbo_loop(decoder, x, schedule, settings, generator, on_step, trace) -> to
             x = t_next * _fresh_noise(x, generator) + (1 - t_next) * (x - v * t)
         else:
             # The reference takes this difference between the float32 values in double precision.
-            dt = torch.tensor(float(t) - float(schedule[i + 1]), dtype=torch.float32, device=x.device)
+            dt = torch.tensor(float(host[i]) - float(host[i + 1]), dtype=torch.float32, device=x.device)
             x = x - v * dt
         if on_step is not None:
             on_step(i + 1, total)
     return x
 
 
-def _base_loop(decoder, x, schedule, settings, generator, on_step, trace) -> torch.Tensor:
+def _base_loop(decoder, x, schedule, host, settings, generator, on_step, trace) -> torch.Tensor:
     total = len(schedule) - 1
     buffer = MomentumBuffer()  # one per call; advanced only on guided steps
     lo, hi = (torch.tensor(b, dtype=torch.float32) for b in settings.cfg_interval)
@@ -209,8 +211,7 @@ def _base_loop(decoder, x, schedule, settings, generator, on_step, trace) -> tor
         t, t_next = schedule[i], schedule[i + 1]
         if settings.uses_cfg:
             v_cond, v_uncond = decoder.velocity(x, t).chunk(2)
-            t_cpu = t.cpu()
-            guided = bool((lo <= t_cpu) & (t_cpu <= hi))  # compared in float32, as the reference does
+            guided = bool((lo <= host[i]) & (host[i] <= hi))  # compared in float32, as the reference does
             if not guided:
                 v = v_cond
             elif settings.guidance_method == "apg":
@@ -263,9 +264,15 @@ class _DecoderCall:
         return v.float()
 
 
-def _fresh_noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    device = generator.device if generator is not None else x.device
-    return torch.randn(x.shape, generator=generator, dtype=torch.float32, device=device).to(x.device)
+def _fresh_noise(x: torch.Tensor, generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
+    if generator is None or isinstance(generator, torch.Generator):
+        device = generator.device if generator is not None else x.device
+        return torch.randn(x.shape, generator=generator, dtype=torch.float32, device=device).to(x.device)
+    if len(generator) != x.shape[0]:
+        raise ConfigError(f"got {len(generator)} SDE generators for a batch of {x.shape[0]}",
+                          fix="give one generator per item, or one for the batch")
+    return torch.stack([torch.randn(x.shape[1:], generator=g, dtype=torch.float32, device=g.device)
+                        for g in generator]).to(x.device)
 
 
 def _record(trace: dict[str, list[torch.Tensor]] | None, **values: torch.Tensor) -> None:

@@ -147,3 +147,12 @@ def test_a_merged_model_renders_what_base_plus_adapter_renders(tiny_bundle, tmp_
     assert torch.allclose(merged, patched, atol=1e-5)
     base.patcher.unload()
     assert torch.equal(base.render(track, [3], settings), plain)  # unloading restores the base exactly
+
+
+def test_an_sde_take_does_not_depend_on_its_batch(studio):
+    track = Track("upbeat pop song with piano", duration_s=2.0)
+    settings = studio.settings(method="sde")
+    batch = studio.render(track, [42, 43], settings)
+    alone = studio.render(track, [43], settings)
+    assert torch.allclose(batch[1:], alone, atol=1e-5)  # was off by ~0.02 when the batch shared one SDE generator
+    assert (batch[0] - studio.render(track, [42], studio.settings())).abs().max() > 1e-4  # SDE differs from ODE

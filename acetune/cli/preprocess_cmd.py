@@ -13,14 +13,7 @@ from acetune.cli.progress import render
 from acetune.data.dataset import TagConfig, scan_dataset
 from acetune.data.preprocess import PreprocessConfig, preprocess
 from acetune.errors import CacheError
-
-
-def _auto_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+from acetune.model.devices import resolve_device
 
 
 def preprocess_command(
@@ -51,7 +44,7 @@ def preprocess_command(
                                                              tag_position or dataset.tag.position))
     if genre_ratio is not None:
         dataset = dataclasses.replace(dataset, genre_ratio=genre_ratio)
-    resolved_device = _auto_device(device)
+    resolved_device = str(resolve_device(device))
     if compute_dtype == "auto":
         compute_dtype = "bf16" if resolved_device.startswith("cuda") else "fp32"
     config = PreprocessConfig(max_duration_s=max_duration or 0.0, normalize=normalize, latent_mode=latent_mode,

@@ -9,12 +9,21 @@ from acetune.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto" is the first CUDA GPU when there is one, else the CPU."""
+    """"auto" is the first CUDA GPU when there is one, else the CPU; a name that cannot work is a ConfigError."""
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("cpu")
-    return torch.device(name)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}", fix="use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r}: CUDA is not available on this machine",
+                              fix="use auto or cpu, or install a CUDA build of torch")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r} does not exist ({torch.cuda.device_count()} CUDA devices)",
+                              fix="use cuda:0 .. cuda:N-1, or auto")
+    return device
 
 
 def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype:
@@ -25,6 +34,6 @@ def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype
         return torch.float16 if device.type == "mps" else torch.float32
     dtype = {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}[precision]
     if device.type == "cpu" and dtype != torch.float32:
-        raise ConfigError(f"loop.precision = {precision.value} on the CPU is not supported (bf16 matmuls are "
-                          "hundreds of times slower there)", fix="use loop.precision = fp32 or auto on the CPU")
+        raise ConfigError(f"precision {precision.value} on the CPU is not supported (bf16 matmuls are "
+                          "hundreds of times slower there)", fix="use fp32 or auto precision on the CPU")
     return dtype

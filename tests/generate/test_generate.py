@@ -156,3 +156,9 @@ def test_an_sde_take_does_not_depend_on_its_batch(studio):
     alone = studio.render(track, [43], settings)
     assert torch.allclose(batch[1:], alone, atol=1e-5)  # was off by ~0.02 when the batch shared one SDE generator
     assert (batch[0] - studio.render(track, [42], studio.settings())).abs().max() > 1e-4  # SDE differs from ODE
+
+
+def test_a_bad_device_name_is_a_clear_error(tiny_bundle, tmp_path, capsys):
+    assert main(["generate", "--checkpoint-dir", str(tiny_bundle), "--caption", "x", "--out", str(tmp_path),
+                 "--device", "gpu"]) == 2
+    assert "unknown device 'gpu'" in capsys.readouterr().err

@@ -212,7 +212,8 @@ def _micro_step(session: Session, global_items, generator: torch.Generator, auto
         # Data-parallel ranks all run backward, even on a non-finite loss: a rank that skipped it would
         # leave the others waiting in the gradient all-reduce. The step is then dropped on every rank.
         scaler.scale(loss / config.optim.grad_accum).backward()
-    if session.adaptive is not None:
+    # the adaptive bins learn only from micro-batches that every rank keeps (a NaN would poison them for good)
+    if session.adaptive is not None and mean_across(0.0 if torch.isfinite(loss) else 1.0, session.dist) == 0:
         sums, counts = session.adaptive.bin_totals(t, out.per_sample)
         session.adaptive.update(sum_across(sums, session.dist), sum_across(counts, session.dist))
     return float(loss.item())

@@ -18,7 +18,9 @@ def poison_one_rank(rank: str, call: int) -> None:
         out = original(*args, **kwargs)
         calls["n"] += 1
         if calls["n"] == call and os.environ["RANK"] == rank:
-            return type(out)(**{**vars(out), "loss": out.loss * float("nan")})
+            nan = float("nan")  # as a diverged forward: the loss and every per-sample loss are NaN
+            per_sample = None if out.per_sample is None else out.per_sample * nan
+            return type(out)(**{**vars(out), "loss": out.loss * nan, "per_sample": per_sample})
         return out
 
     loop.velocity_loss = velocity_loss

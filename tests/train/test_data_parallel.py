@@ -87,6 +87,14 @@ def test_a_non_finite_loss_on_one_rank_halts_every_rank_without_hanging(train_ca
     assert not (tmp_path / "run" / "final").exists()
 
 
+def test_a_skipped_non_finite_batch_does_not_poison_adaptive_timesteps(train_cache, tiny_bundle, tmp_path):
+    config = make_config(train_cache, tiny_bundle, tmp_path / "run", data=dict(repeats=2, batch_size=1),
+                         optim=dict(grad_accum=1), loop=dict(epochs=2, nan_patience=2),
+                         objective=dict(adaptive_timestep_ratio=0.5))
+    launch_two_ranks(config, tmp_path / "nan.json", ACETUNE_TEST_NAN_RANK="1")  # rank 1's 2nd loss is NaN
+    assert (tmp_path / "run" / "final" / "adapter_model.safetensors").is_file()  # trained on to the end
+
+
 # --- FSDP2: a full fine-tune sharded over the ranks ------------------------------------------------
 
 # Clipping that bites, accumulation (no-sync micro-steps), checkpointed layers, an EMA, per-layer norms,

@@ -1,8 +1,10 @@
 """Render a live (still training) adapter at another strength, then put everything back.
 
 Auditions sweep strengths on the adapter the trainer holds, without a copy of any weight:
-PEFT layers scale their `scaling` entries, a LyCORIS network its multiplier. A full fine-tune
-has no separate delta to scale, so only strength 1.0 exists for it.
+PEFT LoRA layers scale their `scaling` entries, a LyCORIS network its multiplier: the same
+W + s*ΔW that `ModuleDelta.merged_weight` (generation, merge) applies. A full fine-tune has no
+separate delta, and DoRA's strength is defined for generation as a lerp between the base and the
+decomposed weight, which scaling PEFT's live layers does not give; both render only at 1.0.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from acetune.errors import ConfigError
 
 
 def supports_strength(attached: AttachedAdapter) -> bool:
-    return attached.kind is not AdapterKind.FULL
+    return attached.kind not in (AdapterKind.FULL, AdapterKind.DORA)
 
 
 @contextmanager
@@ -26,9 +28,10 @@ def live_strength(attached: AttachedAdapter, strength: float) -> Iterator[None]:
         yield
         return
     if not supports_strength(attached):
-        raise ConfigError("a full fine-tune has no adapter strength other than 1.0",
-                          fix="set audition.strengths = [1.0] for adapter.kind = full")
-    if attached.kind in (AdapterKind.LORA, AdapterKind.DORA):
+        raise ConfigError(f"a live {attached.kind.value} adapter renders only at strength 1.0",
+                          fix="set audition.strengths = [1.0], or render strengths from the saved adapter "
+                              "with acetune generate")
+    if attached.kind is AdapterKind.LORA:
         with _peft_scaled(attached, strength):
             yield
     else:

@@ -63,7 +63,8 @@ class Auditioner:
         self.last_step = step
         strengths = [None] if base else list(self.config.strengths)
         if not base and not supports_strength(session.adapter) and strengths != [1.0]:
-            yield Warned("audition-strength", "a full fine-tune renders only at strength 1.0")
+            yield Warned("audition-strength", f"a live {session.adapter.kind.value} adapter renders only at "
+                                              "strength 1.0; `acetune generate` sweeps strengths of the saved one")
             strengths = [1.0]
         folder = self.folder / (BASE_FOLDER if base else f"step_{step:07d}")
         try:

@@ -27,11 +27,12 @@ def test_strength_zero_is_the_base_and_one_is_as_trained(new_decoder, config_for
     assert torch.equal(forward(attached.decoder), trained)  # restored exactly afterwards
 
 
-def test_a_full_fine_tune_has_no_other_strength(new_decoder, config_for):
-    attached = attach(new_decoder(0), config_for(AdapterKind.FULL))
+@pytest.mark.parametrize("kind", [AdapterKind.FULL, AdapterKind.DORA])
+def test_full_and_dora_have_no_other_live_strength(new_decoder, config_for, kind):
+    attached = attach(new_decoder(0), config_for(kind))
     with live_strength(attached, 1.0):
         pass
-    with pytest.raises(ConfigError, match="full fine-tune"):
+    with pytest.raises(ConfigError, match=f"live {kind.value} adapter renders only at strength 1.0"):
         with live_strength(attached, 0.5):
             pass
 

@@ -16,7 +16,7 @@ from acetune.data.dataset import DatasetSample, Problem, locate_audio, scan_data
 from acetune.data.folder_jobs import Analyzed, SplitWritten, analyze_dataset, split_dataset
 from acetune.data.dataset_json import import_dataset_json, write_dataset_json
 from acetune.data.labels import KEY_ALIASES, SampleLabels
-from acetune.data.prompts import build_caption_prompt, build_lyric_text, build_metas
+from acetune.data.preprocess import sample_texts
 from acetune.data.sidecars import json_sidecar_path, read_json_sidecar, replace_json_sidecar
 from acetune.errors import LabelError
 from acetune.events import Event, Finished, Skipped
@@ -91,13 +91,11 @@ def _print_sample(console: Console, sample: DatasetSample, root: Path) -> None:
     console.print("lyrics:" if labels.lyrics else "lyrics: (none: instrumental)")
     if labels.lyrics:
         console.print(escape(labels.lyrics))
-    caption = select_caption(labels, 0, set(), TagConfig())
-    prompt = build_caption_prompt(caption, build_metas(labels.bpm, labels.timesignature, labels.keyscale,
-                                                       labels.duration))
+    prompt, lyric_text = sample_texts(sample, select_caption(labels, 0, set(), TagConfig()))
     console.print("[bold]caption prompt[/] (no dataset tag):")
     console.print(escape(prompt), end="")
     console.print("[bold]lyric text:[/]")
-    console.print(escape(build_lyric_text(labels.lyrics, labels.language)))
+    console.print(escape(lyric_text))
 
 
 def _parse_assignments(pairs: list[str]) -> dict[str, object]:

@@ -95,14 +95,19 @@ def plan_samples(dataset: Dataset, config: PreprocessConfig) -> list[SamplePlan]
     for index, sample in enumerate(dataset.samples):
         labels = sample.labels
         caption = select_caption(labels, index, genre_set, dataset.tag)
-        metas = build_metas(labels.bpm, labels.timesignature, labels.keyscale, _duration_s(sample))
-        prompt = build_caption_prompt(caption, metas)
-        lyric_text = build_lyric_text(labels.lyrics, labels.language)
+        prompt, lyric_text = sample_texts(sample, caption)
         audio_hash = content_hash(sample.audio_path)
         input_hash = hashlib.sha256("\0".join([audio_hash, prompt, lyric_text, options]).encode()).hexdigest()
         plans.append(SamplePlan(sample, caption, prompt, lyric_text, audio_hash, input_hash,
                                 labels.custom_tag or dataset.tag.tag, dataset.tag.position))
     return plans
+
+
+def sample_texts(sample: DatasetSample, caption: str) -> tuple[str, str]:
+    """(caption prompt, lyric text) exactly as the cache is made from them (`dataset show` prints these)."""
+    labels = sample.labels
+    metas = build_metas(labels.bpm, labels.timesignature, labels.keyscale, _duration_s(sample))
+    return build_caption_prompt(caption, metas), build_lyric_text(labels.lyrics, labels.language)
 
 
 def _duration_s(sample: DatasetSample) -> int | None:

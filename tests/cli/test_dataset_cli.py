@@ -181,3 +181,11 @@ def test_analyze_fails_when_nothing_can_be_read(tmp_path, capsys):
     assert main(["dataset", "analyze", str(tmp_path)]) == 2
     assert "could be analyzed" in capsys.readouterr().err
     assert not (tmp_path / "bad.json").exists()
+
+
+def test_show_prints_the_prompt_the_cache_is_made_from(tmp_path, capsys):
+    from acetune.audio import synthesize_song, write_audio
+
+    write_audio(tmp_path / "song.wav", synthesize_song(seed=0, duration_s=3.0, bpm=120, key="C major"), 48000)
+    assert main(["dataset", "show", str(tmp_path), "song.wav"]) == 0
+    assert "- duration: 3 seconds\n" in capsys.readouterr().out  # from the file, as preprocess writes it

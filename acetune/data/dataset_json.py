@@ -21,7 +21,7 @@ from acetune.data.dataset import Dataset, DatasetSample, Problem, ScanResult, fi
 from acetune.data.labels import SampleLabels, label_conflicts
 from acetune.data.prompts import INSTRUMENTAL_LYRICS
 from acetune.atomic import write_json_atomic
-from acetune.data.sidecars import write_json_sidecar
+from acetune.data.sidecars import json_sidecar_path, read_json_sidecar, write_json_sidecar
 from acetune.errors import LabelError
 
 _LOCATION_KEYS = ("id", "audio_path", "filename")  # where the audio is; recomputed on export
@@ -115,6 +115,9 @@ def import_dataset_json(path: Path | str, folder: Path | str, *, overwrite: bool
         shown = "; ".join(conflicts[:10]) + (f"; and {len(conflicts) - 10} more" if len(conflicts) > 10 else "")
         raise LabelError(f"the JSON would change labels the songs already have ({shown})", path=Path(path),
                          fix="pass --overwrite to replace them, or edit the JSON")
+    for sample in imported.dataset.samples:  # every sidecar that will be merged must read, before the first write
+        if json_sidecar_path(sample.audio_path).exists():
+            read_json_sidecar(json_sidecar_path(sample.audio_path))
     written = [write_json_sidecar(s.audio_path, s.labels, overwrite_fields=overwrite)
                for s in imported.dataset.samples]
     return ImportReport(written, imported.problems, imported.dataset)

@@ -144,6 +144,15 @@ def test_import_into_a_folder_writes_sidecars_and_refuses_changes(app_folder, tm
     assert report.dataset.tag == TagConfig("zx", "append")
 
 
+def test_import_writes_nothing_when_a_sidecar_it_would_merge_into_is_malformed(app_folder):
+    songs = app_folder / "songs"
+    _touch(songs / "b.json", "{not json")
+    with pytest.raises(LabelError, match="not valid JSON") as err:
+        import_dataset_json(app_folder / "dataset.json", songs, overwrite=True)
+    assert str(songs / "b.json") in str(err.value)
+    assert not (songs / "a.json").exists() and (songs / "b.json").read_text() == "{not json"
+
+
 def test_import_finds_moved_songs_by_unique_name(tmp_path):
     _touch(tmp_path / "new" / "deep" / "a.wav")
     _touch(tmp_path / "old.json", json.dumps([{"audio_path": "/old/machine/a.wav", "filename": "a.wav", "bpm": 77},

@@ -45,7 +45,7 @@ class Warned(Event):
 @dataclass(frozen=True)
 class Finished(Event):
     job: str
-    reason: str  # "complete", "stopped", "failed"
+    reason: str  # "complete", "stopped", "halted" (non-finite loss), "failed"
     summary: dict[str, Any]
 
 

@@ -18,6 +18,7 @@ from acetune.adapters.peft_backend import attach_peft
 from acetune.adapters.targets import require_plain_decoder, target_module_names
 from acetune.config import AdapterConfig, AdapterKind
 from acetune.errors import ConfigError
+from acetune.model.devices import cuda_indices, forked_rng
 
 _BACKENDS = {
     AdapterKind.LORA: attach_peft,
@@ -55,10 +56,8 @@ def _seeded(seed: int | None, decoder: nn.Module):
         yield
         return
     device = next(decoder.parameters()).device
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with forked_rng(device):
         torch.default_generator.manual_seed(seed)
-        for index in devices:  # only the forked device, so no other GPU's stream moves
+        for index in cuda_indices(device):
             torch.cuda.default_generators[index].manual_seed(seed)
         yield

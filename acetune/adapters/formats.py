@@ -18,12 +18,14 @@ from pathlib import Path
 
 import torch
 
+from acetune.adapters import full, lycoris_backend, peft_backend
 from acetune.adapters.config_json import read_json_object
 from acetune.adapters.safetensors_io import read_safetensors
 from acetune.errors import ModelLoadError
 
-PEFT_CONFIG, PEFT_WEIGHTS, FULL_WEIGHTS = "adapter_config.json", "adapter_model.safetensors", "decoder.safetensors"
-LYCORIS_FILES = ("lokr_weights.safetensors", "loha_weights.safetensors")
+# the file names the training-side writers use (one definition each)
+PEFT_CONFIG, PEFT_WEIGHTS, FULL_WEIGHTS = peft_backend.CONFIG_FILE, peft_backend.WEIGHTS_FILE, full.WEIGHTS_FILE
+LYCORIS_FILES = tuple(lycoris_backend.WEIGHTS_FILES.values())
 PREFIXES = ("base_model.model.", "diffusion_model.decoder.")  # dotted paths; plus `lycoris_` + underscored
 _SUFFIXES = {  # key suffix -> (family, name inside ModuleDelta.tensors)
     "lora_A.weight": ("lora_AB", "lora_down"), "lora_B.weight": ("lora_AB", "lora_up"),

@@ -28,7 +28,7 @@ from torch import nn
 from acetune.adapters.attached import AttachedAdapter
 from acetune.adapters.config_json import config_from_json
 from acetune.adapters.safetensors_io import read_safetensors, require_same_tensors
-from acetune.adapters.targets import ATTENTION_PROJECTIONS, MLP_PROJECTIONS
+from acetune.adapters.targets import ATTENTION_PROJECTIONS, MLP_PROJECTIONS, target_module_names
 from acetune.config import AdapterConfig, AdapterKind, AttentionTargets
 from acetune.errors import ConfigError, ModelLoadError
 
@@ -112,8 +112,6 @@ def load_lycoris(decoder: nn.Module, folder: Path, *, kind: AdapterKind) -> Atta
 
 
 def _targets(decoder: nn.Module, config: AdapterConfig, path: Path) -> list[str]:
-    from acetune.adapters.targets import target_module_names
-
     try:
         return target_module_names(decoder, config)
     except ConfigError as err:

@@ -22,6 +22,20 @@ from acetune.adapters.targets import require_plain_decoder
 from acetune.errors import ConfigError, ModelLoadError
 
 _STANDARD_NAMES = {PEFT_CONFIG, PEFT_WEIGHTS, FULL_WEIGHTS, *LYCORIS_FILES}
+STRENGTH_RANGE = (-2.0, 2.0)
+
+
+def checked_strength(strength: float, path: Path) -> float:
+    """`strength` as a float within STRENGTH_RANGE, or a ConfigError naming the adapter."""
+    low, high = STRENGTH_RANGE
+    try:
+        value = float(strength)
+    except (TypeError, ValueError):
+        raise ConfigError(f"adapter strength must be a number, got {strength!r}", path=path) from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ConfigError(f"adapter strength {strength} is outside [{low}, {high}]", path=path,
+                          fix="1.0 is the strength it was trained at; 0 turns it off")
+    return value
 
 
 @dataclass(frozen=True)
@@ -48,7 +62,7 @@ class _Entry:
 class AdapterPatcher:
     """Patch any number of adapters into `decoder` (a plain DiT, no PEFT/LyCORIS layers injected)."""
 
-    STRENGTH_RANGE = (-2.0, 2.0)
+    STRENGTH_RANGE = STRENGTH_RANGE
 
     def __init__(self, decoder: nn.Module, *, variant: str | None = None):
         _require_plain(decoder)
@@ -64,7 +78,7 @@ class AdapterPatcher:
     def load(self, path: str | Path, strength: float = 1.0, *, name: str | None = None) -> LoadedAdapter:
         """Read the adapter at `path`, check it fits this decoder, and patch it in at `strength`."""
         path = Path(path)
-        strength = self._checked_strength(strength, path)
+        strength = checked_strength(strength, path)
         if any(entry.record.path.resolve() == path.resolve() for entry in self._entries):
             raise ConfigError("this adapter is already loaded", path=path,
                               fix="change its strength instead of loading it twice")
@@ -95,7 +109,7 @@ class AdapterPatcher:
     def set_strength(self, name: str, strength: float) -> None:
         """Re-patch one loaded adapter at a new strength (recomputed from the backups, no drift)."""
         entry = self._entry(name)
-        entry.record = replace(entry.record, strength=self._checked_strength(strength, entry.record.path))
+        entry.record = replace(entry.record, strength=checked_strength(strength, entry.record.path))
         self._refresh(entry.by_target)
 
     def unload(self, name: str | None = None) -> None:
@@ -114,17 +128,6 @@ class AdapterPatcher:
                 return entry
         loaded = ", ".join(repr(e.record.name) for e in self._entries) or "none"
         raise ConfigError(f"no adapter named {name!r} is loaded (loaded: {loaded})")
-
-    def _checked_strength(self, strength: float, path: Path) -> float:
-        low, high = self.STRENGTH_RANGE
-        try:
-            value = float(strength)
-        except (TypeError, ValueError):
-            raise ConfigError(f"adapter strength must be a number, got {strength!r}", path=path) from None
-        if not math.isfinite(value) or not low <= value <= high:
-            raise ConfigError(f"adapter strength {strength} is outside [{low}, {high}]", path=path,
-                              fix="1.0 is the strength it was trained at; 0 turns it off")
-        return value
 
     def _check_fits(self, adapter: AdapterFile, by_target: dict) -> None:
         """Every patched tensor exists here with the shape the adapter builds, or nothing is touched."""

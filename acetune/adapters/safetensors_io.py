@@ -27,18 +27,6 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     return tensors, metadata
 
 
-def read_metadata(path: Path) -> dict[str, str]:
-    """Only the header metadata (cheap: no tensor is read)."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return dict(handle.metadata() or {})
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise ModelLoadError(f"cannot read the adapter weights ({err})", path=path,
-                             fix="copy the adapter folder again; the file is damaged or not safetensors") from err
-
-
 def write_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
     from safetensors.torch import save_file
 

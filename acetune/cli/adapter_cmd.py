@@ -13,7 +13,7 @@ from acetune.adapters.formats import read_adapter
 from acetune.adapters.merge import merge_into_model
 from acetune.cli.generate_cmd import check_adapters, parse_adapter
 from acetune.errors import ConfigError
-from acetune.model.bundle import resolve_bundle
+from acetune.model.bundle import resolve_dit
 
 app = typer.Typer(help="Inspect adapters.", no_args_is_help=True)
 SHOWN_METADATA = ("trigger_word", "tag_position", "variant", "base_model", "recommended_shift", "recommended_steps",
@@ -47,7 +47,7 @@ def merge_command(
     """Bake adapters into the base DiT: a folder acetune and the ACE-Step app load like the original."""
     adapters = [parse_adapter(spec) for spec in adapter]
     check_adapters(adapters)
-    dit = _dit_folder(checkpoint_dir, model)
+    dit = resolve_dit(checkpoint_dir, model)
     written = merge_into_model(dit, adapters, out, dtype=dtype, overwrite=overwrite)
     Console(soft_wrap=True).print(f"merged {len(adapter)} adapter(s) into [bold]{written}[/] "
                                   "(config.json, model.safetensors, silence_latent.pt)")
@@ -67,10 +67,3 @@ def export_comfyui_command(
         raise ConfigError(f"--out {out} must end in .safetensors", fix="e.g. --out my_style_comfyui.safetensors")
     written = export_comfyui(adapter, out, prefix=prefix, overwrite=overwrite)
     Console(soft_wrap=True).print(f"wrote [bold]{written}[/] (copy it into ComfyUI/models/loras/)")
-
-
-def _dit_folder(checkpoint_dir: Path, model: str | None) -> Path:
-    """The DiT folder; merging needs no VAE or text encoder, so a bare DiT folder is fine too."""
-    if (checkpoint_dir / "config.json").is_file() and model is None:
-        return checkpoint_dir
-    return resolve_bundle(checkpoint_dir, model).dit

@@ -24,7 +24,7 @@ from acetune.data.folder_jobs import analyze_dataset
 from acetune.data.preprocess import PreprocessConfig, preprocess
 from acetune.data.validate import validate_cache
 from acetune.config import resolve_config
-from acetune.errors import CheckpointWriteError
+from acetune.atomic import check_folder_target
 from acetune.adapters.comfyui import export_comfyui
 from acetune.adapters.merge import merge_into_model
 from acetune.events import Auditioned, EvalDone
@@ -65,10 +65,8 @@ def demo_command(
 ) -> None:
     """The whole path: checkpoints and songs, label, preprocess, train with auditions, A/B, merge, export."""
     console = Console(soft_wrap=True)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise CheckpointWriteError("the demo folder already exists", path=out,
-                                       fix="pass --overwrite to replace it, or --out elsewhere")
+    check_folder_target(out, overwrite=overwrite)  # a file, or an earlier demo without --overwrite, is refused
+    if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     if checkpoint_dir is None:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from acetune.config import Precision
-from acetune.adapters.patcher import AdapterPatcher
+from acetune.adapters.patcher import checked_strength
 from acetune.errors import AudioError, ConfigError, ModelLoadError
 from acetune.generate import Studio, Track, refuse_existing, safe_stem, take_paths, write_takes
 
@@ -30,19 +30,16 @@ def parse_adapter(spec: str) -> tuple[Path, float]:
 
 
 def check_adapters(adapters: list[tuple[Path, float]]) -> None:
-    low, high = AdapterPatcher.STRENGTH_RANGE
+    """Paths exist and strengths are sane, before seconds of model loading."""
     for path, strength in adapters:
         if not path.exists():
             raise ModelLoadError("no such adapter file or folder", path=path)
-        if not low <= strength <= high:
-            raise ConfigError(f"adapter strength {strength} is outside [{low}, {high}]", path=path,
-                              fix="1.0 is the strength it was trained at; 0 turns it off")
+        checked_strength(strength, path)
 
 
 def describe(settings) -> str:
     """One line a user can check against the variant's recommendation."""
-    steps = len(settings.schedule()) if settings.kind == "turbo" else settings.steps
-    text = f"{steps} steps, shift {settings.shift:g}, {settings.method}"
+    text = f"{settings.step_count} steps, shift {settings.shift:g}, {settings.method}"
     if settings.kind != "turbo" and settings.guidance > 1:
         text += f", guidance {settings.guidance:g} ({settings.guidance_method})"
     return text

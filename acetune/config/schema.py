@@ -1,7 +1,7 @@
 """`RunConfig`: the one typed configuration shared by the CLI, config files, presets and the UI.
 
-Every field is declared once, with its help text in `metadata["help"]`; CLI help and UI forms
-are generated from these declarations. Closed choices are Enums. The tree is frozen: derived
+Every field is declared once, with its help text in `metadata["help"]`, for front ends (a UI
+form, a config reference) to show beside the value. Closed choices are Enums. The tree is frozen: derived
 numbers (steps per epoch, total steps, effective batch) live in the trainer's `Plan`.
 """
 
@@ -13,11 +13,11 @@ from enum import Enum
 CONFIG_VERSION = 1
 
 
-def option(default, help: str, **kwargs):
+def option(default, help: str):
     """A dataclass field with help text (one declaration: the value and what it means)."""
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple or a default_factory for mutable defaults")
-    return field(default=default, metadata={"help": help, **kwargs})
+    return field(default=default, metadata={"help": help})
 
 
 class AdapterKind(str, Enum):

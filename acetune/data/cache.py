@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from safetensors.torch import save_file
@@ -92,9 +92,6 @@ class CacheWriter:
         if self._pending_bytes >= self.shard_max_bytes:
             self.flush()
 
-    def remove(self, sample_id: str) -> None:
-        self.entries.pop(sample_id, None)
-
     def flush(self) -> None:
         """Write pending samples as one new shard, then the index that references it."""
         if self._pending:
@@ -142,10 +139,6 @@ class CacheReader:
 
     def __len__(self) -> int:
         return len(self.entries)
-
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        for index in range(len(self)):
-            yield self.load(index)
 
     def index_of(self, sample_id: str) -> int:
         return self._by_id[sample_id]

@@ -43,9 +43,6 @@ class MappedShard:
                              path=self.path, fix="rebuild the cache with `acetune preprocess --rebuild`")
         self._bytes = torch.from_file(str(self.path), shared=False, size=size, dtype=torch.uint8)
 
-    def keys(self) -> list[str]:
-        return list(self._entries)
-
     def tensor(self, key: str) -> torch.Tensor:
         try:
             info = self._entries[key]

@@ -77,9 +77,7 @@ class Studio:
         if kind is None:
             raise ConfigError(f"the model's variant is unknown ({self.variant.evidence}), so its sampler is too",
                               fix="pass --variant turbo, base or sft")
-        settings = SamplerSettings.for_variant(kind, **{k: v for k, v in overrides.items() if v is not None})
-        settings.validate()
-        return settings
+        return SamplerSettings.for_variant(kind, **overrides)
 
     def render(self, track: Track, seeds: Sequence[int], settings: SamplerSettings, *,
                on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:

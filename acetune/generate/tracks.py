@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from acetune.audio import LATENT_FRAMES_PER_SECOND, SAMPLES_PER_LATENT_FRAME, TARGET_SAMPLE_RATE
+from acetune.audio import SAMPLES_PER_LATENT_FRAME, TARGET_SAMPLE_RATE
 from acetune.data.captions import apply_tag
 from acetune.data.prompts import build_caption_prompt, build_lyric_text, build_metas
 from acetune.errors import ConfigError
@@ -68,7 +68,3 @@ class Track:
         if not trigger or trigger.lower() in self.caption.lower():
             return self
         return replace(self, caption=apply_tag(self.caption, trigger, "append" if position == "append" else "prepend"))
-
-
-def seconds(frames: int) -> float:
-    return frames / LATENT_FRAMES_PER_SECOND

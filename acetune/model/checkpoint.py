@@ -22,9 +22,8 @@ from acetune.model.hub import resolve_checkpoint
 from acetune.model.keycheck import compare_keys, raise_if_mismatched
 from acetune.model.masks import AttentionOptions
 from acetune.model.variant import Variant, detect_variant
-from acetune.model.weights import INDEX_FILE, SINGLE_FILE, dtype_name, find_weight_files, parse_dtype, read_tensors
+from acetune.model.weights import CONFIG_FILE, INDEX_FILE, SINGLE_FILE, dtype_name, find_weight_files, parse_dtype, read_tensors
 
-CONFIG_FILE = "config.json"
 SILENCE_FILE = "silence_latent.pt"
 COMPONENTS = ("decoder", "encoder", "tokenizer", "detokenizer", "null_condition_emb")
 

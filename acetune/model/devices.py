@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 
 from acetune.config import Precision
@@ -37,3 +39,20 @@ def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype
         raise ConfigError(f"precision {precision.value} on the CPU is not supported (bf16 matmuls are "
                           "hundreds of times slower there)", fix="use fp32 or auto precision on the CPU")
     return dtype
+
+
+def cuda_indices(device: torch.device) -> list[int]:
+    """The CUDA device index a forked RNG must cover ([] on the CPU), so no other GPU's stream moves."""
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
+def forked_rng(device: torch.device):
+    """Draws inside leave the global CPU (and this device's) random state as it was."""
+    return torch.random.fork_rng(devices=cuda_indices(device))
+
+
+def mixed_precision(device: torch.device, dtype: torch.dtype):
+    """Autocast to `dtype` (fp32 master weights meet bf16/fp16 activations), or nothing for fp32."""
+    return nullcontext() if dtype == torch.float32 else torch.autocast(device.type, dtype=dtype)

@@ -24,18 +24,17 @@ NORMALIZE_EPS = 1e-12  # the floor torch's F.normalize puts under a norm
 class MomentumBuffer:
     """APG's running average of guidance differences; one per sampling call."""
 
-    def __init__(self, momentum: float = APG_MOMENTUM):
-        self.momentum = momentum
+    def __init__(self):
         self.average: torch.Tensor | None = None
 
     def update(self, diff: torch.Tensor) -> torch.Tensor:
         """average <- diff + momentum * average (average starts at 0); returns the new average."""
         previous = torch.zeros_like(diff) if self.average is None else self.average
-        self.average = diff + self.momentum * previous
+        self.average = diff + APG_MOMENTUM * previous
         return self.average
 
 
-def apg(v_cond: torch.Tensor, v_uncond: torch.Tensor, scale: float, buffer: MomentumBuffer | None) -> torch.Tensor:
+def apg(v_cond: torch.Tensor, v_uncond: torch.Tensor, scale: float, buffer: MomentumBuffer) -> torch.Tensor:
     """Adaptive projected guidance on [B, T, C] velocities: keep only the part of the
     (momentum-smoothed, norm-clipped) difference orthogonal to v_cond, per sample and channel.
 
@@ -44,8 +43,7 @@ def apg(v_cond: torch.Tensor, v_uncond: torch.Tensor, scale: float, buffer: Mome
     """
     cond = v_cond.transpose(1, 2).contiguous()  # [B, C, T]
     diff = cond - v_uncond.transpose(1, 2).contiguous()
-    if buffer is not None:
-        diff = buffer.update(diff)
+    diff = buffer.update(diff)
     norm = torch.linalg.vector_norm(diff, dim=-1, keepdim=True)
     diff = diff * torch.minimum(torch.ones_like(diff), APG_NORM_THRESHOLD / norm)
     diff64, cond64 = diff.double(), cond.double()

@@ -17,13 +17,13 @@ import torch
 from acetune.errors import ConfigError
 from acetune.model.acestep import AceStepModel, Condition
 from acetune.model.guidance import MomentumBuffer, adg, apg
+from acetune.model.variant import KINDS
 
 TURBO_SHIFTS = (1.0, 2.0, 3.0)
 TURBO_STEPS = 8
 MAX_CUSTOM_TIMESTEPS = 20
 MAX_STEPS = 1000
 MAX_GUIDANCE = 30.0
-KINDS = ("turbo", "base", "sft")
 METHODS = ("ode", "sde")
 GUIDANCE_METHODS = ("apg", "adg")
 
@@ -84,16 +84,21 @@ class SamplerSettings:
     @classmethod
     def for_variant(cls, kind: str, **overrides) -> SamplerSettings:
         """Recommended defaults for a variant kind (turbo: shift 3, 8 steps, no guidance;
-        base/sft: shift 1, 50 steps, APG guidance 7), then `overrides`, validated."""
+        base/sft: shift 1, 50 steps, APG guidance 7), then `overrides` (None keeps the default), validated."""
         if kind == "turbo":
             base = cls(kind="turbo", steps=TURBO_STEPS, shift=3.0, guidance=1.0)
         elif kind in ("base", "sft"):
             base = cls(kind=kind, steps=50, shift=1.0, guidance=7.0, guidance_method="apg")
         else:
             raise ConfigError(f"sampler kind: unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
-        settings = replace(base, **overrides)
+        settings = replace(base, **{key: value for key, value in overrides.items() if value is not None})
         settings.validate()
         return settings
+
+    @property
+    def step_count(self) -> int:
+        """Decoder steps actually run (turbo: its table's length, whatever `steps` says)."""
+        return len(self.schedule()) if self.kind == "turbo" else self.steps
 
     @property
     def uses_cfg(self) -> bool:

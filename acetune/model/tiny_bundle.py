@@ -16,15 +16,14 @@ from pathlib import Path
 
 import torch
 
+from acetune.model.bundle import DEFAULT_MODEL, TEXT_ENCODER_FOLDER, VAE_FOLDER
 from acetune.model.checkpoint import save_model
 from acetune.model.config import ModelConfig
 from acetune.model.initialization import init_weights
 from acetune.model.acestep import AceStepModel
 from acetune.model.tiny import _OFFICIAL_EXTRA, NAMED, synthetic_silence_latent
 
-DIT_FOLDER = "acestep-v15-turbo"
-VAE_FOLDER = "vae"
-TEXT_ENCODER_FOLDER = "Qwen3-Embedding-0.6B"
+DIT_FOLDER = DEFAULT_MODEL
 TINY_LATENT_CHANNELS = 8
 TINY_TEXT_WIDTH = 32
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]

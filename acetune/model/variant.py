@@ -27,7 +27,7 @@ class Variant:
     @property
     def kind(self) -> str | None:
         """turbo / base / sft, or None for an unidentified custom fine-tune."""
-        return None if self.name == "custom" else self.name.removeprefix("xl-")
+        return kind_of(self.name)
 
     @property
     def is_xl(self) -> bool:
@@ -38,6 +38,12 @@ class Variant:
         """Whether the variant's own sampler uses classifier-free guidance (base/sft) or not (turbo)."""
         kind = self.kind
         return None if kind is None else kind != "turbo"
+
+
+def kind_of(variant_name: str) -> str | None:
+    """"xl-base" -> "base", "turbo" -> "turbo"; None for "custom" (or anything unknown)."""
+    kind = variant_name.removeprefix("xl-")
+    return kind if kind in KINDS else None
 
 
 def detect_variant(config: ModelConfig, override: str | None = None) -> Variant:

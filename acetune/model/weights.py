@@ -11,6 +11,7 @@ from safetensors import SafetensorError, safe_open
 
 from acetune.errors import ConfigError, ModelLoadError
 
+CONFIG_FILE = "config.json"
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 

@@ -13,6 +13,7 @@ from acetune import __version__
 from acetune.data.cache import CacheReader
 from acetune.data.fingerprint import Fingerprint
 from acetune.model.sampling import SamplerSettings
+from acetune.model.variant import kind_of
 
 
 def trigger_word(reader: CacheReader) -> tuple[str, str]:
@@ -24,8 +25,8 @@ def trigger_word(reader: CacheReader) -> tuple[str, str]:
 
 
 def recommended_sampler(variant: str) -> SamplerSettings | None:
-    kind = variant.removeprefix("xl-")
-    return SamplerSettings.for_variant(kind) if kind in ("turbo", "base", "sft") else None
+    kind = kind_of(variant)
+    return None if kind is None else SamplerSettings.for_variant(kind)
 
 
 def adapter_metadata(*, variant: str, fingerprint: Fingerprint, trigger: tuple[str, str], adapter_kind: str,
@@ -36,7 +37,6 @@ def adapter_metadata(*, variant: str, fingerprint: Fingerprint, trigger: tuple[s
                 "trigger_word": trigger[0], "tag_position": trigger[1]}
     settings = recommended_sampler(variant)
     if settings is not None:
-        steps = len(settings.schedule()) if settings.kind == "turbo" else settings.steps
-        metadata.update(recommended_shift=f"{settings.shift:g}", recommended_steps=str(steps),
+        metadata.update(recommended_shift=f"{settings.shift:g}", recommended_steps=str(settings.step_count),
                         recommended_guidance=f"{settings.guidance:g}")
     return metadata

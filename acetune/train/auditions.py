@@ -27,8 +27,10 @@ from acetune.events import Auditioned, Event, Warned
 from acetune.generate import Track, decode_audio, encode_track, render_latents
 from acetune.model.bundle import resolve_bundle
 from acetune.model.checkpoint import load_model
+from acetune.model.devices import forked_rng, mixed_precision
 from acetune.model.sampling import SamplerSettings
 from acetune.model.text_encoder import load_text_encoder
+from acetune.model.variant import kind_of
 from acetune.model.vae import load_vae
 
 FOLDER = "auditions"
@@ -68,7 +70,7 @@ class Auditioner:
             strengths = [1.0]
         folder = self.folder / (BASE_FOLDER if base else f"step_{step:07d}")
         try:
-            with _forked_rng(session.device), (ema.applied() if ema is not None and not base else nullcontext()):
+            with forked_rng(session.device), (ema.applied() if ema is not None and not base else nullcontext()):
                 for index, (track, states) in enumerate(zip(self.tracks, self.states)):
                     for strength in strengths:
                         yield from self._render_one(session, folder, index, track, states, strength, step, epoch)
@@ -85,7 +87,7 @@ class Auditioner:
         if all(path.exists() for path in paths):
             return  # rendered before a resume; the same inputs give the same audio
         started = time.perf_counter()
-        with _strength(session, step, strength), _autocast(session):
+        with _strength(session, step, strength), mixed_precision(session.device, session.compute_dtype):
             latents = render_latents(session.model, states, track.render_frames, seeds, self.settings,
                                      session.silence_latent)
         waveforms = decode_audio(self.vae, latents[:, :track.frames], track.samples)
@@ -117,12 +119,9 @@ def prepare_auditions(session) -> Auditioner | None:
     states = [encode_track(encoder_model, text_encoder, track, session.silence_latent) for track in tracks]
     del text_encoder, encoder_model
     vae = load_vae(bundle.vae, dtype=dtype, device=device)
-    kind = session.plan.variant.removeprefix("xl-")
-    kind = kind if kind in ("turbo", "base", "sft") else "turbo"
-    overrides = {"steps": config.steps or None, "shift": config.shift or None,
-                 "guidance": (config.guidance or None) if kind != "turbo" else None}
-    settings = SamplerSettings.for_variant(kind, **{k: v for k, v in overrides.items() if v is not None})
-    settings.validate()
+    kind = kind_of(session.plan.variant) or "turbo"
+    settings = SamplerSettings.for_variant(kind, steps=config.steps or None, shift=config.shift or None,
+                                           guidance=(config.guidance or None) if kind != "turbo" else None)
     folder = Path(session.config.save.output_dir) / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     return Auditioner(config, tracks, states, vae, settings, folder)
@@ -143,15 +142,3 @@ def _strength(session, step: int, strength: float | None):
                           fix="base auditions are rendered before the first step; start a new run to get them")
     return live_strength(session.adapter, 0.0)
 
-
-def _autocast(session):
-    """The training forward's mixed precision: fp32 adapter weights meet bf16/fp16 base activations."""
-    if session.compute_dtype == torch.float32:
-        return nullcontext()
-    return torch.autocast(session.device.type, dtype=session.compute_dtype)
-
-
-def _forked_rng(device: torch.device):
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else []
-    return torch.random.fork_rng(devices=devices)

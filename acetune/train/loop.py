@@ -24,6 +24,7 @@ from acetune.config import BestMetric, LossWeighting, RunConfig, TimestepMode, c
 from acetune.errors import TrainingError
 from acetune.events import Event, EvalDone, Finished, LayerGradNorms, Saved, StepDone, TrainStarted, Warned
 from acetune.train.batching import Coverage, collate, plan_epoch
+from acetune.model.devices import mixed_precision
 from acetune.train.adaptive import AdaptiveTimesteps
 from acetune.train.adapter_card import adapter_metadata
 from acetune.train.auditions import prepare_auditions
@@ -108,8 +109,7 @@ def _train(session: Session, control: Control, progress: Progress, tracker: Best
     decoder.train()
     counters = Counters()
     scaler = torch.amp.GradScaler(enabled=session.compute_dtype == torch.float16)
-    autocast = (torch.autocast(session.device.type, dtype=session.compute_dtype)
-                if session.compute_dtype != torch.float32 else nullcontext())
+    autocast = mixed_precision(session.device, session.compute_dtype)
     while progress.epoch < config.loop.epochs and progress.step < plan.total_steps:
         coverage = Coverage.from_state(progress.coverage_at_epoch_start)
         global_batch = config.data.batch_size * session.dist.world_size
@@ -223,12 +223,10 @@ def _optimizer_step(session: Session, counters: Counters, scaler, progress, ema)
     config = session.config
     params = list(session.adapter.trainable_parameters.values())
     scaler.unscale_(session.optimizer)
-    if config.optim.max_grad_norm > 0:  # with FSDP: the norm over every rank's shards
-        grad_norm = replicated(torch.nn.utils.clip_grad_norm_(params, config.optim.max_grad_norm))
-    elif session.sharded:
-        grad_norm = replicated(torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]))
-    else:
-        grad_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+    # with FSDP the norm is over every rank's shards; `replicated` makes it a plain tensor
+    grad_norm = replicated(torch.nn.utils.clip_grad_norm_(params, config.optim.max_grad_norm)
+                           if config.optim.max_grad_norm > 0 else
+                           torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]))
     heavy = config.log.heavy_every and (progress.step + 1) % config.log.heavy_every == 0
     layer_norms = _layer_grad_norms(session) if heavy else None
     scaler.step(session.optimizer)

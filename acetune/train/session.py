@@ -176,7 +176,7 @@ def build_session(config: RunConfig, *, resuming: bool) -> Session:
         train_samples=len(train_indices), eval_samples=len(eval_indices), batches_per_epoch=batches,
         steps_per_epoch=steps_per_epoch, total_steps=total, warmup_steps=warmup_steps(schedule, total),
         effective_batch=config.data.batch_size * optim_config.grad_accum * dist.world_size,
-        trainable_parameters=sum(p.numel() for p in adapter.trainable_parameters.values()),
+        trainable_parameters=adapter.num_trainable,
         precision=str(compute_dtype).removeprefix("torch."), device=str(device), variant=fingerprint.variant,
     )
     return Session(config, plan, reader, train_indices, eval_indices, lengths, model, adapter, optimizer, scheduler,

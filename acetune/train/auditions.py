@@ -107,6 +107,12 @@ def prepare_auditions(session) -> Auditioner | None:
     config: AuditionConfig = session.config.audition
     if not (config.every_steps or config.every_epochs) or not config.prompts or not session.dist.is_main:
         return None
+    kind = kind_of(session.plan.variant)  # checked before seconds of loading
+    if kind is None:
+        raise ConfigError(f"auditions need the model's sampler, but its variant is unknown ({session.plan.variant})",
+                          fix="turn auditions off (audition.every_steps = audition.every_epochs = 0)")
+    settings = SamplerSettings.for_variant(kind, steps=config.steps or None, shift=config.shift or None,
+                                           guidance=(config.guidance or None) if kind != "turbo" else None)
     data = session.config.data
     bundle = resolve_bundle(data.checkpoint_dir, data.model)
     trigger, position = session.trigger if config.add_trigger else ("", "prepend")
@@ -119,9 +125,6 @@ def prepare_auditions(session) -> Auditioner | None:
     states = [encode_track(encoder_model, text_encoder, track, session.silence_latent) for track in tracks]
     del text_encoder, encoder_model
     vae = load_vae(bundle.vae, dtype=dtype, device=device)
-    kind = kind_of(session.plan.variant) or "turbo"
-    settings = SamplerSettings.for_variant(kind, steps=config.steps or None, shift=config.shift or None,
-                                           guidance=(config.guidance or None) if kind != "turbo" else None)
     folder = Path(session.config.save.output_dir) / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     return Auditioner(config, tracks, states, vae, settings, folder)

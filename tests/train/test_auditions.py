@@ -92,3 +92,15 @@ def test_audition_settings_are_checked():
     with pytest.raises(ConfigError, match="audition.strengths"):
         resolve_config(overrides=["audition.strengths=[3.0]"])
     assert replace(AuditionConfig(), format="flac").format == "flac"
+
+
+def test_auditions_refuse_a_model_whose_sampler_is_unknown():
+    """A custom fine-tune without is_turbo: silently rendering it with the turbo sampler would mislead."""
+    from types import SimpleNamespace
+
+    from acetune.train.auditions import prepare_auditions
+
+    session = SimpleNamespace(config=RunConfig(audition=AuditionConfig(every_steps=10, prompts=("x",))),
+                              dist=SimpleNamespace(is_main=True), plan=SimpleNamespace(variant="custom"))
+    with pytest.raises(ConfigError, match="variant is unknown"):
+        prepare_auditions(session)

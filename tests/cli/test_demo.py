@@ -32,6 +32,8 @@ def test_demo_runs_end_to_end_and_refuses_to_overwrite(tmp_path, capsys):
     assert {row["strength"] for row in index} == {None, 0.5, 1.0} and {row["step"] for row in index} >= {0}
     assert all((out / "run" / "auditions" / row["file"]).is_file() for row in index)
     assert "acetune-demo" in index[0]["prompt"]  # the trigger word went into the audition prompt
+    with safe_open(str(out / "run" / "final" / "adapter_model.safetensors"), "pt") as handle:
+        assert handle.metadata()["trigger_word"] == "acetune-demo"  # from the cache's activation tag
     base, tuned = (sf.read(str(out / "ab" / f"{name}_seed42.wav"))[0] for name in ("base", "adapter"))
     assert base.shape == tuned.shape == (4 * 48000, 2) and abs(base - tuned).max() > 1e-4
     merged = load_model(out / "merged")  # strict: the official layout, every key

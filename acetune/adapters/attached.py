@@ -57,8 +57,8 @@ class AttachedAdapter:
         return adapter_param_groups(self.trainable_parameters, lr, weight_decay)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Detached copies of the trainable parameters (safe to keep as an EMA shadow or to save)."""
-        return {name: param.detach().clone() for name, param in self.trainable_parameters.items()}
+        """Detached CPU copies of the trainable parameters (for saving; no second copy on the GPU)."""
+        return {name: param.detach().to("cpu", copy=True) for name, param in self.trainable_parameters.items()}
 
     @torch.no_grad()
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:

@@ -23,7 +23,8 @@ class EMA:
     @contextmanager
     def applied(self) -> Iterator[None]:
         """Swap the EMA weights in (for evaluation and saving), then restore the raw ones."""
-        backup = {k: p.detach().clone() for k, p in self.params.items()}
+        # the raw weights wait on the CPU: a full fine-tune must not need a second decoder on the GPU
+        backup = {k: p.detach().to("cpu", copy=True) for k, p in self.params.items()}
         with torch.no_grad():
             for name, param in self.params.items():
                 param.copy_(self.shadow[name].to(param.device, param.dtype))

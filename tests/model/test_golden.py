@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from golden_tolerances import FORWARD_ATOL as ATOL
+
 from acetune.train.objective import Draws, flow_matching_loss
 
-ATOL = 1e-5
 CONDITION_INPUTS = (
     "text_hidden_states", "text_attention_mask", "lyric_hidden_states", "lyric_attention_mask",
     "refer_audio_acoustic_hidden_states_packed", "refer_audio_order_mask", "src_latents", "chunk_masks",

@@ -10,6 +10,8 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
+from golden_tolerances import SAMPLER_OUT_ATOL as OUT_ATOL, SAMPLER_STEP_ATOL as STEP_ATOL
+
 from acetune.errors import ConfigError
 from acetune.model import Condition
 from acetune.model.sampling import (
@@ -19,8 +21,6 @@ from acetune.model.sampling import (
 SAMPLER_GOLDEN = Path(__file__).parents[1] / "fixtures" / "golden" / "sampler_tiny_seed0.safetensors"
 with safe_open(str(SAMPLER_GOLDEN), "pt") as _handle:
     RUNS: dict = json.loads(_handle.metadata()["runs_json"])
-OUT_ATOL = 1e-5  # the bound for a full fp32 sampler run
-STEP_ATOL = 2e-4  # per-step velocities (README §7)
 
 
 def settings_for(run: dict) -> SamplerSettings:

@@ -60,7 +60,7 @@ def check_folder_target(target: Path, *, overwrite: bool) -> None:
         raise CheckpointWriteError("the output path is a file, not a folder", path=target, fix="choose a folder path")
     if target.is_dir() and any(target.iterdir()) and not overwrite:
         raise CheckpointWriteError("the output folder already exists and is not empty", path=target,
-                                   fix="choose a new folder, or pass overwrite=True / --overwrite")
+                                   fix="choose a new folder, or pass --overwrite")
 
 
 def write_folder_atomic(target: Path, fill: Callable[[Path], None], *, overwrite: bool) -> Path:

@@ -20,6 +20,10 @@ class AcetuneError(Exception):
         super().__init__(text if fix is None else f"{text}\n  fix: {fix}")
 
 
+class UsageError(AcetuneError):
+    """A command line that cannot be parsed: an unknown command or option, a missing or malformed value."""
+
+
 class ConfigError(AcetuneError):
     """A configuration file or value is malformed or impossible."""
 

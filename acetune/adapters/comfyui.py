@@ -49,7 +49,7 @@ def export_comfyui(adapter_path: str | Path, out_file: str | Path, *, prefix: st
         raise CheckpointWriteError("the output path is a folder", path=out, fix="name a .safetensors file")
     if out.exists() and not overwrite:
         raise CheckpointWriteError("the output file already exists", path=out,
-                                   fix="choose another name or pass overwrite=True / --overwrite")
+                                   fix="choose another name, or pass --overwrite")
     adapter = read_adapter(adapter_path)
     tensors = _comfyui_tensors(adapter, prefix)
     metadata = {**adapter.metadata, "format": "comfyui", "source_format": adapter.format}
@@ -60,14 +60,14 @@ def export_comfyui(adapter_path: str | Path, out_file: str | Path, *, prefix: st
 def _comfyui_tensors(adapter: AdapterFile, prefix: str) -> dict[str, torch.Tensor]:
     if adapter.kind == "full":
         raise ConfigError(f"{adapter.path.name} is a full fine-tune, not an adapter ComfyUI can patch",
-                          path=adapter.path, fix="merge it into the base model instead (acetune merge / "
-                                                 "merge_into_model) and load that folder")
+                          path=adapter.path, fix="merge it into the base model instead (`acetune merge`) "
+                                                 "and load that folder")
     if adapter.kind in ("lokr", "loha"):
         return read_safetensors(adapter.path)[0]  # pass-through: ComfyUI reads LyCORIS keys as they are
     replaced = sorted(d.target for d in adapter.deltas.values() if d.kind == "full")
     if replaced:
         raise ConfigError(f"the adapter also trained biases (e.g. {replaced[0]}), which a ComfyUI LoRA cannot carry",
-                          path=adapter.path, fix="merge it into the base model instead (merge_into_model)")
+                          path=adapter.path, fix="merge it into the base model instead (`acetune merge`)")
     tensors: dict[str, torch.Tensor] = {}
     for delta in adapter.deltas.values():
         stem = f"{prefix}.{delta.module}"

@@ -39,7 +39,7 @@ def merge_into_model(model_folder: str | Path, adapters: list[tuple[str | Path, 
                           fix="choose a new output folder")
     if out.exists() and not overwrite:  # checked before minutes of loading, save_model checks again
         raise CheckpointWriteError("the output folder already exists", path=out,
-                                   fix="choose a new folder or pass overwrite=True / --overwrite")
+                                   fix="choose a new folder, or pass --overwrite")
     save_dtype = dtype if dtype is not None else _stored_dtype(source)
     loaded = load_model(source, dtype=save_dtype)
     patcher = AdapterPatcher(loaded.model.decoder, variant=loaded.variant.name)

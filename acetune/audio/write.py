@@ -50,7 +50,7 @@ def write_audio(path: Path | str, waveform: np.ndarray, sample_rate: int, *, ove
         supported = ", ".join([*_SOUNDFILE_FORMATS, *_PYAV_FORMATS])
         raise AudioError(f"cannot write audio type {suffix or '(no suffix)'!r}", path=path, fix=f"use one of {supported}")
     if path.exists() and not overwrite:
-        raise AudioError("file already exists", path=path, fix="pass overwrite=True or choose another path")
+        raise AudioError("file already exists", path=path, fix="choose another path, or pass --overwrite")
     x = _checked_waveform(waveform, sample_rate, path)
     if suffix != ".wav":
         x = _clip(x, path)

@@ -6,14 +6,11 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from acetune.adapters.comfyui import export_comfyui
-from acetune.adapters.formats import read_adapter
-from acetune.adapters.merge import merge_into_model
-from acetune.cli.generate_cmd import check_adapters, parse_adapter
+from acetune.cli.adapter_specs import check_adapters, parse_adapter
 from acetune.errors import ConfigError
-from acetune.model.bundle import resolve_dit
 
 app = typer.Typer(help="Inspect adapters.", no_args_is_help=True)
 SHOWN_METADATA = ("trigger_word", "tag_position", "variant", "base_model", "recommended_shift", "recommended_steps",
@@ -23,16 +20,18 @@ SHOWN_METADATA = ("trigger_word", "tag_position", "variant", "base_model", "reco
 @app.command("info")
 def info_command(path: Path = typer.Argument(..., help="Adapter folder or file (PEFT, LyCORIS, ComfyUI, full).")) -> None:
     """Format, kind, adapted modules and the metadata the adapter carries."""
+    from acetune.adapters.formats import read_adapter
+
     adapter = read_adapter(path)
     console = Console(soft_wrap=True)
     table = Table(show_header=False, box=None)
-    table.add_row("file", str(adapter.path))
+    table.add_row("file", escape(str(adapter.path)))
     table.add_row("format", adapter.format)
     table.add_row("kind", adapter.kind)
     table.add_row("modules", f"{len(adapter.deltas)} (e.g. {', '.join(sorted(adapter.deltas)[:3])})")
     for key in SHOWN_METADATA:
         if adapter.metadata.get(key):
-            table.add_row(key, adapter.metadata[key])
+            table.add_row(key, escape(adapter.metadata[key]))
     console.print(table)
 
 
@@ -41,16 +40,21 @@ def merge_command(
     checkpoint_dir: Path = typer.Option(..., help="ACE-Step checkpoints folder, or the DiT folder itself."),
     out: Path = typer.Option(..., help="New model folder (official layout) to write."),
     model: str = typer.Option(None, help="DiT folder inside --checkpoint-dir (default acestep-v15-turbo)."),
-    dtype: str = typer.Option(None, help="Save as fp32, bf16 or fp16 (default: the base's dtype)."),
+    save_dtype: str = typer.Option(None, help="Save as fp32, bf16 or fp16 (default: the base's dtype)."),
     overwrite: bool = typer.Option(False, help="Replace an existing --out folder."),
 ) -> None:
     """Bake adapters into the base DiT: a folder acetune and the ACE-Step app load like the original."""
     adapters = [parse_adapter(spec) for spec in adapter]
     check_adapters(adapters)
+    from acetune.adapters.merge import merge_into_model
+    from acetune.model.bundle import resolve_dit
+
+    console = Console(soft_wrap=True, highlight=False)
     dit = resolve_dit(checkpoint_dir, model)
-    written = merge_into_model(dit, adapters, out, dtype=dtype, overwrite=overwrite)
-    Console(soft_wrap=True).print(f"merged {len(adapter)} adapter(s) into [bold]{written}[/] "
-                                  "(config.json, model.safetensors, silence_latent.pt)")
+    with console.status(f"merging {len(adapters)} adapter(s) into {escape(str(dit))} ..."):
+        written = merge_into_model(dit, adapters, out, dtype=save_dtype, overwrite=overwrite)
+    console.print(f"merged {len(adapter)} adapter(s) into [bold]{escape(str(written))}[/] "
+                  "(config.json, model.safetensors, silence_latent.pt)")
 
 
 def export_comfyui_command(
@@ -65,5 +69,7 @@ def export_comfyui_command(
         out = (adapter.parent if adapter.is_file() else adapter).parent / f"{stem}_comfyui.safetensors"
     if out.suffix != ".safetensors":
         raise ConfigError(f"--out {out} must end in .safetensors", fix="e.g. --out my_style_comfyui.safetensors")
+    from acetune.adapters.comfyui import export_comfyui
+
     written = export_comfyui(adapter, out, prefix=prefix, overwrite=overwrite)
-    Console(soft_wrap=True).print(f"wrote [bold]{written}[/] (copy it into ComfyUI/models/loras/)")
+    Console(soft_wrap=True).print(f"wrote [bold]{escape(str(written))}[/] (copy it into ComfyUI/models/loras/)")

@@ -8,9 +8,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from acetune.data.validate import validate_cache
-from acetune.errors import CacheError
-
 
 def validate_command(
     cache: Path = typer.Argument(..., help="Cache folder made by `acetune preprocess`."),
@@ -19,6 +16,9 @@ def validate_command(
     batch_size: int = typer.Option(4, help="Batch size for the padding-efficiency estimate."),
 ) -> None:
     """Read every sample and report what training would meet; exit 2 when something is wrong."""
+    from acetune.data.validate import validate_cache
+    from acetune.errors import CacheError
+
     report = validate_cache(cache, batch_size=batch_size, checkpoint_dir=checkpoint_dir, model=model)
     console = Console(soft_wrap=True)
     console.print(f"[bold]{report.folder}[/]: {report.samples} samples; dtypes: "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -12,14 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from acetune.data.captions import TAG_POSITIONS, TagConfig, select_caption
-from acetune.data.dataset import DatasetSample, Problem, locate_audio, scan_dataset
-from acetune.data.folder_jobs import Analyzed, SplitWritten, analyze_dataset, split_dataset
-from acetune.data.dataset_json import import_dataset_json, write_dataset_json
 from acetune.data.labels import KEY_ALIASES, SampleLabels
-from acetune.data.preprocess import sample_texts
 from acetune.data.sidecars import json_sidecar_path, read_json_sidecar, replace_json_sidecar
-from acetune.errors import LabelError
+from acetune.errors import ConfigError, LabelError
 from acetune.events import Event, Finished, Skipped
+
+if TYPE_CHECKING:
+    from acetune.data.dataset import DatasetSample, Problem
 
 app = typer.Typer(help="Label and inspect song folders.", no_args_is_help=True)
 
@@ -50,6 +50,8 @@ def _short(text: str, limit: int = 60) -> str:
 @app.command("list")
 def list_(folder: Path = _DIR) -> None:
     """A table of the songs and their labels; songs whose labels are broken are listed after it."""
+    from acetune.data.dataset import scan_dataset
+
     result = scan_dataset(folder)
     root = result.dataset.root
     console = _console()
@@ -68,6 +70,8 @@ def list_(folder: Path = _DIR) -> None:
 @app.command("show")
 def show(folder: Path = _DIR, file: str = typer.Argument(..., help="Song, by its path inside the folder.")) -> None:
     """Every label of one song, where each came from, and the prompt text it gives."""
+    from acetune.data.dataset import locate_audio, scan_dataset
+
     result = scan_dataset(folder)
     path = locate_audio(folder, file)
     for problem in result.problems:
@@ -78,6 +82,8 @@ def show(folder: Path = _DIR, file: str = typer.Argument(..., help="Song, by its
 
 
 def _print_sample(console: Console, sample: DatasetSample, root: Path) -> None:
+    from acetune.data.preprocess import sample_texts
+
     labels = sample.labels
     console.print(f"[bold]{escape(sample.relative)}[/]")
     sources = ", ".join(p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
@@ -104,7 +110,7 @@ def _parse_assignments(pairs: list[str]) -> dict[str, object]:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--set")
+            raise ConfigError(f"--set {pair!r} is not KEY=VALUE", fix="write e.g. --set mood=dark")
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
@@ -122,8 +128,8 @@ def edit(
     lyrics: str = typer.Option(None, help="Lyrics (empty: instrumental)."),
     genre: str = typer.Option(None, help="Genre text."),
     bpm: int = typer.Option(None, help="Tempo, whole beats per minute."),
-    keyscale: str = typer.Option(None, help='Key, e.g. "F# minor".'),
-    timesignature: str = typer.Option(None, help='Beats per bar, e.g. "4" or "3/4".'),
+    key: str = typer.Option(None, help='Key, e.g. "F# minor".'),
+    time_signature: str = typer.Option(None, help='Beats per bar, e.g. "4" or "3/4".'),
     language: str = typer.Option(None, help="Vocal language code (en, de, ja, ..., unknown)."),
     custom_tag: str = typer.Option(None, help="Activation tag for this song."),
     instrumental: bool = typer.Option(None, "--instrumental/--not-instrumental", help="Mark (not) instrumental."),
@@ -133,16 +139,19 @@ def edit(
 ) -> None:
     """Change labels in the song's JSON sidecar (created if missing). Other keys in it are kept; audio is
     never touched. Note that an empty value here lets a caption.txt/CSV value show through."""
+    from acetune.data.dataset import locate_audio
+
     path = locate_audio(folder, file)
     sidecar = json_sidecar_path(path)
     current = read_json_sidecar(sidecar) if sidecar.exists() else SampleLabels()
-    options = {"caption": caption, "lyrics": lyrics, "genre": genre, "bpm": bpm, "keyscale": keyscale,
-               "timesignature": timesignature, "language": language, "custom_tag": custom_tag,
+    options = {"caption": caption, "lyrics": lyrics, "genre": genre, "bpm": bpm, "keyscale": key,
+               "timesignature": time_signature, "language": language, "custom_tag": custom_tag,
                "is_instrumental": instrumental}
     changes: dict[str, object] = {k: v for k, v in options.items() if v is not None}
     if prompt_override is not None:
         if prompt_override not in ("caption", "genre", "none"):
-            raise typer.BadParameter("use caption, genre or none", param_hint="--prompt-override")
+            raise ConfigError(f"--prompt-override {prompt_override!r} is not caption, genre or none",
+                              fix="write --prompt-override caption, genre or none")
         changes["prompt_override"] = None if prompt_override == "none" else prompt_override
     changes.update(_parse_assignments(set_))
     if not changes and not unset:
@@ -169,6 +178,9 @@ def export(
     overwrite: bool = typer.Option(False, help="Replace OUT if it exists."),
 ) -> None:
     """Write the folder as an ACE-Step / Side-Step dataset JSON."""
+    from acetune.data.dataset import scan_dataset
+    from acetune.data.dataset_json import write_dataset_json
+
     result = scan_dataset(folder, tag=TagConfig(tag, tag_position), genre_ratio=genre_ratio)
     if not result.dataset.samples:
         _print_problems(_console(), result.problems)
@@ -186,6 +198,8 @@ def import_(
     overwrite: bool = typer.Option(False, help="Replace label values the songs already have."),
 ) -> None:
     """Write a dataset JSON's labels into JSON sidecars beside the songs in the folder."""
+    from acetune.data.dataset_json import import_dataset_json
+
     report = import_dataset_json(json_file, folder, overwrite=overwrite)
     console = _console()
     console.print(f"wrote {len(report.written)} sidecar(s) in [bold]{escape(str(report.dataset.root))}[/]")
@@ -198,6 +212,8 @@ def import_(
 
 
 def _render(console: Console, events: Iterable[Event], root: Path) -> None:
+    from acetune.data.folder_jobs import Analyzed, SplitWritten
+
     for event in events:
         match event:
             case SplitWritten(path=path, pieces=pieces):
@@ -223,9 +239,13 @@ def split(
 ) -> None:
     """Cut every song into pieces (48 kHz; .flac stays .flac, anything else becomes .wav), each with a JSON
     sidecar holding the song's labels. The song folder is never written to."""
+    from acetune.data.dataset import scan_dataset
+    from acetune.data.folder_jobs import split_dataset
+
     min_segment = min(10.0, segment) if min_segment is None else min_segment
     if not 0 < min_segment <= segment:
-        raise typer.BadParameter(f"must be above 0 and at most --segment ({segment:g})", param_hint="--min-segment")
+        raise ConfigError(f"--min-segment {min_segment:g} must be above 0 and at most --segment ({segment:g})",
+                          fix=f"write e.g. --min-segment {min(10.0, segment):g}")
     result = scan_dataset(folder)
     console = _console()
     _print_problems(console, result.problems)
@@ -239,6 +259,9 @@ def analyze(
     overwrite: bool = typer.Option(False, help="Replace bpm/key/time signature/duration the songs already have."),
 ) -> None:
     """Estimate bpm, key, time signature and duration and merge them into the songs' JSON sidecars."""
+    from acetune.data.dataset import scan_dataset
+    from acetune.data.folder_jobs import analyze_dataset
+
     result = scan_dataset(folder)
     console = _console()
     _print_problems(console, result.problems)

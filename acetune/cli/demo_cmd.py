@@ -16,21 +16,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from acetune.audio import synthesize_song, write_audio
-from acetune.cli.progress import render
-from acetune.data.captions import TagConfig
-from acetune.data.dataset import scan_dataset
-from acetune.data.folder_jobs import analyze_dataset
-from acetune.data.preprocess import PreprocessConfig, preprocess
-from acetune.data.validate import validate_cache
-from acetune.config import resolve_config
-from acetune.atomic import check_folder_target
-from acetune.adapters.comfyui import export_comfyui
-from acetune.adapters.merge import merge_into_model
-from acetune.events import Auditioned, EvalDone
-from acetune.generate import Studio, Track, take_paths, write_takes
-from acetune.cli.train_cmd import train_and_log
-
 DEMO_SONGS = (  # file, bpm, key, seconds, caption
     ("sunrise_pop.wav", 120, "C major", 8.0, "bright synth pop, punchy drums, warm bass"),
     ("rainy_ballad.flac", 76, "A minor", 8.0, "slow melancholic piano ballad"),
@@ -47,6 +32,8 @@ DEMO_SEED = 42
 
 def write_demo_songs(folder: Path) -> list[Path]:
     """Synthesize the demo songs with caption sidecars (bpm/key are left for `analyze` to find)."""
+    from acetune.audio import synthesize_song, write_audio
+
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for seed, (name, bpm, key, seconds, caption) in enumerate(DEMO_SONGS):
@@ -64,6 +51,17 @@ def demo_command(
     overwrite: bool = typer.Option(False, help="Replace an earlier demo in --out."),
 ) -> None:
     """The whole path: checkpoints and songs, label, preprocess, train with auditions, A/B, merge, export."""
+    from acetune.atomic import check_folder_target
+    from acetune.cli.progress import render
+    from acetune.cli.train_view import train_and_log
+    from acetune.config import resolve_config
+    from acetune.data.captions import TagConfig
+    from acetune.data.dataset import scan_dataset
+    from acetune.data.folder_jobs import analyze_dataset
+    from acetune.data.preprocess import PreprocessConfig, preprocess
+    from acetune.data.validate import validate_cache
+    from acetune.events import Auditioned, EvalDone
+
     console = Console(soft_wrap=True)
     check_folder_target(out, overwrite=overwrite)  # a file, or an earlier demo without --overwrite, is refused
     if out.exists():
@@ -109,6 +107,10 @@ def demo_command(
 
 def _ship(out: Path, checkpoint_dir: Path, adapter: Path, console: Console) -> None:
     """A/B against the base, merge into the base, export for ComfyUI: what a user does next."""
+    from acetune.adapters.comfyui import export_comfyui
+    from acetune.adapters.merge import merge_into_model
+    from acetune.generate import Studio, Track, take_paths, write_takes
+
     studio = Studio.open(checkpoint_dir, device="auto")
     track = Track(f"{DEMO_TAG}, {AUDITION_PROMPT}", bpm=120, duration_s=AUDITION_SECONDS)
     settings = studio.settings()

@@ -10,31 +10,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from acetune.config import Precision
-from acetune.adapters.patcher import checked_strength
-from acetune.errors import AudioError, ConfigError, ModelLoadError
-from acetune.generate import Studio, Track, refuse_existing, safe_stem, take_paths, write_takes
-
-
-def parse_adapter(spec: str) -> tuple[Path, float]:
-    """`PATH` or `PATH@STRENGTH` (the strength defaults to 1.0)."""
-    path, sep, tail = spec.rpartition("@")
-    if sep:
-        try:
-            return Path(path), float(tail)
-        except ValueError:
-            pass  # an '@' that belongs to the path itself
-    return Path(spec), 1.0
-
-
-def check_adapters(adapters: list[tuple[Path, float]]) -> None:
-    """Paths exist and strengths are sane, before seconds of model loading."""
-    for path, strength in adapters:
-        if not path.exists():
-            raise ModelLoadError("no such adapter file or folder", path=path)
-        checked_strength(strength, path)
+from acetune.cli.adapter_specs import check_adapters, parse_adapter
+from acetune.config.schema import Precision
+from acetune.errors import AudioError, ConfigError
 
 
 def describe(settings) -> str:
@@ -85,7 +66,9 @@ def generate_command(
     overwrite: bool = typer.Option(False, help="Replace existing output files."),
 ) -> None:
     """Render music from a caption, optionally with adapters mixed in at chosen strengths."""
-    console = Console(soft_wrap=True)
+    from acetune.generate import Studio, Track, refuse_existing, safe_stem, take_paths, write_takes
+
+    console = Console(soft_wrap=True, highlight=False)
     if not 1 <= batch <= 64:
         raise ConfigError(f"--batch {batch} is outside [1, 64]", fix="use e.g. --batch 4")
     track = Track(caption=caption, lyrics=_lyrics(lyrics, lyrics_file), language=language, bpm=bpm, keyscale=key,
@@ -95,17 +78,19 @@ def generate_command(
     refuse_existing(paths, overwrite=overwrite)
     adapters = [parse_adapter(spec) for spec in adapter or []]
     check_adapters(adapters)  # before seconds of model loading
-    studio = Studio.open(checkpoint_dir, model=model, device=device, precision=precision, variant=variant)
+    with console.status("loading the model, VAE and text encoder ..."):
+        studio = Studio.open(checkpoint_dir, model=model, device=device, precision=precision, variant=variant)
     settings = studio.settings(steps=steps, shift=shift, guidance=guidance, guidance_method=guidance_method,
                                method=method)
     for path, strength in adapters:
-        loaded = studio.add_adapter(path, strength)
-        console.print(f"adapter {loaded.name} ({loaded.kind}, {loaded.modules} modules) at strength {strength}")
+        with console.status(f"loading adapter {escape(str(path))} ..."):
+            loaded = studio.add_adapter(path, strength)
+        console.print(f"adapter {escape(loaded.name)} ({loaded.kind}, {loaded.modules} modules) at strength {strength}")
         for warning in loaded.warnings:
-            console.print(f"[yellow]warning[/] {warning}")
+            console.print(f"[yellow]warning[/] {escape(warning)}")
         trigger = loaded.metadata.get("trigger_word", "")
         if trigger and trigger.lower() not in caption.lower():
-            console.print(f"[yellow]note[/] {path} was trained with the trigger word {trigger!r}; "
+            console.print(f"[yellow]note[/] {escape(str(path))} was trained with the trigger word {escape(repr(trigger))}; "
                           "put it in --caption to call up what it learned")
     console.print(f"{studio.variant.name} sampler: {describe(settings)}")
     bar = Progress(TextColumn("render"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
@@ -118,4 +103,4 @@ def generate_command(
              "adapters": [{"path": str(a.path), "kind": a.kind, "strength": a.strength} for a in studio.adapters]}
     for path in write_takes(waveforms, paths, seeds, track=track, settings=settings, extra=extra,
                             overwrite=overwrite):
-        console.print(f"wrote [bold]{path}[/]")
+        console.print(f"wrote [bold]{escape(str(path))}[/]")

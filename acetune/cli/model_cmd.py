@@ -8,10 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from acetune.errors import ModelLoadError
-from acetune.model import NAMED, write_tiny_checkpoint
-from acetune.model.summary import summarize_checkpoint
+from acetune.errors import ConfigError, ModelLoadError
 
+FULL_SIZE = ("2b", "xl")  # named configs too large to write as random demo checkpoints
 app = typer.Typer(help="Inspect ACE-Step checkpoints.", no_args_is_help=True)
 
 
@@ -30,6 +29,8 @@ def info(
     strict: bool = typer.Option(True, help="Fail (exit 2) when keys or shapes differ from the architecture."),
 ) -> None:
     """Variant, parameters per component, file dtype, strict key check and sizes — headers only, fast."""
+    from acetune.model.summary import summarize_checkpoint
+
     s = summarize_checkpoint(path, variant)
     console = Console(soft_wrap=True)
     console.print(f"[bold]{s.folder}[/]")
@@ -56,12 +57,15 @@ def info(
 @app.command("make-tiny")
 def make_tiny(
     out: Path = typer.Argument(..., help="Folder to create (official layout)."),
-    config: str = typer.Option("tiny", help=f"Named config: {', '.join(n for n in NAMED if n not in ('2b', 'xl'))}."),
+    config: str = typer.Option("tiny", help="Named config, e.g. tiny or small (a wrong name lists them all)."),
     seed: int = typer.Option(0, help="Weight seed."),
     overwrite: bool = typer.Option(False, help="Replace an existing folder."),
 ) -> None:
     """Write a tiny random ACE-Step checkpoint (for trying acetune without the real weights)."""
-    if config in ("2b", "xl"):
-        raise typer.BadParameter("full-size configs are not tiny; use tiny, tiny-base, tiny-xl or small")
+    from acetune.model import NAMED, write_tiny_checkpoint
+
+    if config in FULL_SIZE or config not in NAMED:
+        small = [name for name in NAMED if name not in FULL_SIZE]
+        raise ConfigError(f"--config {config} is not a small named config", fix=f"use one of {', '.join(small)}")
     folder = write_tiny_checkpoint(out, config, seed, overwrite=overwrite)
     Console(soft_wrap=True).print(f"wrote {config} checkpoint to [bold]{folder}[/]")

@@ -51,7 +51,7 @@ def list_command(folder: Path = typer.Option(None, "--folder", help=_FOLDER_HELP
 @app.command("show")
 def show_command(
     name: str = typer.Argument(..., help="Preset name."),
-    adapter: AdapterKind = typer.Option(None, "--adapter", help="Show the preset adapted to this adapter kind."),
+    adapter: AdapterKind = typer.Option(None, "--adapter-kind", help="Show the preset adapted to this adapter kind."),
     overrides: list[str] = typer.Option([], "--set", help=_SET_HELP),
     folder: Path = typer.Option(None, "--folder", help=_FOLDER_HELP),
 ) -> None:

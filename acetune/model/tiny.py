@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import torch
 
+from acetune.errors import ConfigError
 from acetune.model.acestep import AceStepModel
 from acetune.model.checkpoint import save_model
 from acetune.model.config import ModelConfig
@@ -70,7 +72,9 @@ NAMED = {
 def named_config(name: str) -> ModelConfig:
     """One of NAMED as a ModelConfig (with the official bookkeeping keys)."""
     if name not in NAMED:
-        raise KeyError(f"unknown model config {name!r}; choose one of {', '.join(NAMED)}")
+        close = difflib.get_close_matches(name, list(NAMED), n=1)
+        raise ConfigError(f"unknown model config {name!r}" + (f"; did you mean {close[0]}?" if close else ""),
+                          fix=f"use one of {', '.join(NAMED)}")
     return ModelConfig.from_dict({"model_type": "acestep", **_OFFICIAL_EXTRA, **NAMED[name]})
 
 

@@ -41,7 +41,7 @@ def test_show_prints_deltas_and_resolved_config(tmp_path):
 
 
 def test_show_adapted_to_lokr(tmp_path):
-    out = _ok(["show", "vram_8gb", "--adapter", "lokr", "--folder", str(tmp_path)])
+    out = _ok(["show", "vram_8gb", "--adapter-kind", "lokr", "--folder", str(tmp_path)])
     resolved = tomllib.loads(out.split("# resolved config")[1].split("\n", 1)[1])
     assert resolved["adapter"]["kind"] == "lokr" and resolved["adapter"]["rank"] == 64
 

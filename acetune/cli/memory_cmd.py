@@ -8,35 +8,50 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from acetune.config import resolve_config
-from acetune.model import named_config
-from acetune.model.bundle import resolve_dit
-from acetune.model.checkpoint import CONFIG_FILE
-from acetune.model.config import ModelConfig
-from acetune.model.weights import parse_dtype
-from acetune.train.memory import estimate_memory
+from acetune.config.schema import Precision
+
+FITS_SHARE = 0.9  # leave a tenth of the device for the allocator's fragmentation and the CUDA context
 
 
 def estimate_memory_command(
     config: list[Path] = typer.Option(None, "--config", "-c", help="TOML/JSON config file(s)."),
-    preset: str = typer.Option(None, help="Built-in or user preset."),
-    set_: list[str] = typer.Option(None, "--set", help="Override one field (repeatable)."),
-    checkpoint_dir: str = typer.Option(None, help="Read the architecture from this checkpoint's config.json."),
+    preset: str = typer.Option(None, help="Built-in or user preset, or auto (chosen for --memory-gib, else for "
+                                          "this machine's GPU)."),
+    set_: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE", help="Override one field (repeatable)."),
+    checkpoint_dir: str = typer.Option(None, metavar="PATH",
+                                       help="Read the architecture from this checkpoint's config.json."),
     architecture: str = typer.Option("2b", help="Without --checkpoint-dir: 2b, xl, mid, small or tiny."),
     frames: int = typer.Option(None, help="Latent frames per sample (default: data.crop_frames, or 240 s)."),
     condition: int = typer.Option(300, help="Condition tokens per sample (lyrics + caption)."),
-    dtype: str = typer.Option("bf16", help="Compute dtype of the frozen base: bf16, fp16 or fp32."),
+    precision: Precision = typer.Option(Precision.BF16, help="Compute dtype of the frozen base (auto = what "
+                                                             "training here would use)."),
     memory_gib: float = typer.Option(None, help="Memory of your device: the estimate is checked against it."),
 ) -> None:
     """Weights, gradients, optimizer states and activations of one training step (meta-device dry run)."""
+    from acetune.config import resolve_config
+    from acetune.model import named_config
+    from acetune.model.bundle import resolve_dit
+    from acetune.model.checkpoint import CONFIG_FILE
+    from acetune.model.config import ModelConfig
+    from acetune.model.devices import precision_dtype, resolve_device, resolve_precision
+    from acetune.train.auto import AUTO, choose_auto
+    from acetune.train.memory import estimate_memory
+
+    console = Console(soft_wrap=True, highlight=False)
     overrides = list(set_ or []) + ([f'data.checkpoint_dir="{checkpoint_dir}"'] if checkpoint_dir else [])
+    if preset == AUTO:
+        choice = choose_auto(memory_gib=memory_gib)
+        preset = choice.preset
+        for note in choice.notes:
+            console.print(note)
     run = resolve_config(preset=preset, files=list(config or []), overrides=overrides)
     if checkpoint_dir:
         model_config = ModelConfig.from_json_file(resolve_dit(checkpoint_dir, run.data.model) / CONFIG_FILE)
     else:
         model_config = named_config(architecture)
-    estimate = estimate_memory(run, model_config, frames=frames, condition=condition, dtype=parse_dtype(dtype))
-    console = Console(soft_wrap=True)
+    dtype = resolve_precision(precision, resolve_device("auto")) if precision == Precision.AUTO else \
+        precision_dtype(precision)
+    estimate = estimate_memory(run, model_config, frames=frames, condition=condition, dtype=dtype)
     table = Table("part", "GiB")
     for name, value in estimate.rows():
         table.add_row(name, f"{value / 2**30:.2f}")
@@ -45,7 +60,7 @@ def estimate_memory_command(
     console.print(table)
     if memory_gib is not None:
         need = estimate.total / 2**30
-        if need > 0.9 * memory_gib:
+        if need > FITS_SHARE * memory_gib:
             console.print(f"[red]does not fit[/]: {need:.1f} GiB predicted for {memory_gib:.0f} GiB. Try "
                           "--set loop.gradient_checkpointing=1.0, a shorter data.crop_frames, or a LoRA preset "
                           "(`acetune presets list`).")

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from acetune.cli.progress import render
-from acetune.data.dataset import TagConfig, scan_dataset
-from acetune.data.preprocess import PreprocessConfig, preprocess
-from acetune.errors import CacheError
-from acetune.model.devices import resolve_device
+from acetune.config.schema import Precision
 
 
 def preprocess_command(
@@ -27,15 +23,25 @@ def preprocess_command(
     latent_mode: str = typer.Option("sample", help="sample the VAE posterior (as ACE-Step trains) or take its mean."),
     seed: int = typer.Option(0, help="Seed of the posterior samples (per song, order-independent)."),
     timbre_reference: str = typer.Option("silence", help="silence (as inference) or zero-frame (upstream LoRA)."),
-    storage_dtype: str = typer.Option("fp32", help="fp32, bf16 or fp16 for stored tensors (bf16 halves the disk)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
-    compute_dtype: str = typer.Option("auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16."),
-    tag: str = typer.Option(None, help="Activation tag added to every caption."),
+    save_dtype: str = typer.Option("fp32", help="fp32, bf16 or fp16 for stored tensors (bf16 halves the disk)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
+    precision: Precision = typer.Option(Precision.AUTO, help="Compute dtype: auto (bf16 on CUDA, else fp32), fp32, "
+                                                             "bf16 or fp16."),
+    tag: str = typer.Option(None, help="Activation tag (trigger word) added to every caption."),
     tag_position: str = typer.Option(None, help="prepend, append or replace."),
     genre_ratio: int = typer.Option(None, help="Percent of songs whose genre replaces the caption (seeded)."),
     rebuild: bool = typer.Option(False, help="Replace a cache made by another checkpoint or with other options."),
 ) -> None:
     """Decode, encode and cache every song once; reruns only redo new or changed songs."""
+    import dataclasses
+
+    from acetune.cli.progress import render
+    from acetune.data.dataset import TagConfig, scan_dataset
+    from acetune.data.preprocess import PreprocessConfig, preprocess
+    from acetune.errors import CacheError
+    from acetune.model.devices import resolve_device, resolve_precision
+    from acetune.model.weights import short_dtype_name
+
     console = Console(soft_wrap=True)
     scan = scan_dataset(audio_dir)
     dataset = scan.dataset
@@ -44,21 +50,21 @@ def preprocess_command(
                                                              tag_position or dataset.tag.position))
     if genre_ratio is not None:
         dataset = dataclasses.replace(dataset, genre_ratio=genre_ratio)
-    resolved_device = str(resolve_device(device))
-    if compute_dtype == "auto":
-        compute_dtype = "bf16" if resolved_device.startswith("cuda") else "fp32"
+    resolved_device = resolve_device(device)
+    compute_dtype = short_dtype_name(resolve_precision(precision, resolved_device))
     config = PreprocessConfig(max_duration_s=max_duration or 0.0, normalize=normalize, latent_mode=latent_mode,
-                              seed=seed, timbre_reference=timbre_reference, storage_dtype=storage_dtype,
-                              compute_dtype=compute_dtype, two_pass=two_pass, device=resolved_device, model=model)
+                              seed=seed, timbre_reference=timbre_reference, storage_dtype=save_dtype,
+                              compute_dtype=compute_dtype, two_pass=two_pass,
+                              device=str(resolved_device), model=model)
     finished, skipped = render(preprocess(dataset, checkpoint_dir, out, config, rebuild=rebuild), console)
     problems = [(p.path, p.reason) for p in scan.problems] + [(s.path, s.reason) for s in skipped]
     if problems:
         table = Table("file", "problem", title=f"{len(problems)} file(s) not used")
         for path, reason in problems:
-            table.add_row(str(path), reason)
+            table.add_row(escape(str(path)), escape(reason))
         console.print(table)
     summary = finished.summary if finished else {}
-    console.print(f"cache [bold]{out}[/]: {summary.get('cached', 0)} samples "
+    console.print(f"cache [bold]{escape(str(out))}[/]: {summary.get('cached', 0)} samples "
                   f"({summary.get('computed', 0)} computed, {summary.get('reused', 0)} reused, "
                   f"{summary.get('removed', 0)} removed, {summary.get('failed', 0)} failed)")
     if not summary.get("cached"):

@@ -1,7 +1,8 @@
-"""`acetune train`: resolve the config (defaults < preset < files < --set), run, render, log.
+"""`acetune train`: resolve the config (defaults < preset < files < flags and --set), run, render, log.
 
-The first Ctrl-C (or SIGTERM) asks the loop to stop at the next step boundary, which saves a
-resumable checkpoint; a second Ctrl-C aborts at once.
+Resuming starts from the run folder's own config.resolved.toml: flags that repeat it are fine,
+and a real change is refused with each changed key listed. The first Ctrl-C (or SIGTERM) asks the
+loop to stop at the next step boundary, which saves a resumable checkpoint; a second one aborts.
 """
 
 from __future__ import annotations
@@ -11,38 +12,49 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from acetune.config import resolve_config, write_config
-from acetune.config.presets import auto_preset, detect_device_memory_gib
-from acetune.events import Auditioned, EvalDone, Event, Finished, Saved, StepDone, TrainStarted, Warned
-from acetune.train.loop import Control, run
-from acetune.train.sinks import JsonlSink, TensorBoardSink
+from acetune.cli.config_flags import ConfigFlag, with_config_flags
+from acetune.cli.train_view import RESOLVED_CONFIG, train_and_log
+
+TRAIN_FLAGS = (
+    ConfigFlag("--cache", "data.cache", "FOLDER"),
+    ConfigFlag("--checkpoint-dir", "data.checkpoint_dir", "FOLDER"),
+    ConfigFlag("--model", "data.model", "NAME"),
+    ConfigFlag("--out", "save.output_dir", "FOLDER"),
+    ConfigFlag("--resume-from", "save.resume_from", "latest|FOLDER"),
+    ConfigFlag("--adapter-kind", "adapter.kind"),
+    ConfigFlag("--rank", "adapter.rank"),
+    ConfigFlag("--alpha", "adapter.alpha"),
+    ConfigFlag("--lr", "optim.lr"),
+    ConfigFlag("--epochs", "loop.epochs"),
+    ConfigFlag("--max-steps", "loop.max_steps"),
+    ConfigFlag("--batch-size", "data.batch_size"),
+    ConfigFlag("--grad-accum", "optim.grad_accum"),
+    ConfigFlag("--seed", "loop.seed"),
+    ConfigFlag("--precision", "loop.precision"),
+    ConfigFlag("--device", "loop.device"),
+    ConfigFlag("--save-every", "save.save_every"),
+    ConfigFlag("--tag", "data.tag"),
+)
 
 
-def _overrides(cache, checkpoint_dir, output_dir, resume_from, adapter) -> list[str]:
-    pairs = {"data.cache": cache, "data.checkpoint_dir": checkpoint_dir, "save.output_dir": output_dir,
-             "save.resume_from": resume_from, "adapter.kind": adapter}
-    return [f'{key}="{value}"' for key, value in pairs.items() if value is not None]
-
-
+@with_config_flags(TRAIN_FLAGS)
 def train_command(
     config: list[Path] = typer.Option(None, "--config", "-c", help="TOML/JSON config file(s), applied in order."),
-    preset: str = typer.Option(None, help="Built-in or user preset (`acetune presets list`), or auto (by GPU memory)."),
-    set_: list[str] = typer.Option(None, "--set", help="Override one field: --set optim.lr=1e-4 (repeatable)."),
-    cache: str = typer.Option(None, help="Cache folder (data.cache)."),
-    checkpoint_dir: str = typer.Option(None, help="ACE-Step checkpoints folder (data.checkpoint_dir)."),
-    output_dir: str = typer.Option(None, help="Run folder (save.output_dir)."),
-    resume_from: str = typer.Option(None, help="A checkpoint folder, or 'latest' (save.resume_from)."),
-    adapter: str = typer.Option(None, help="lora, dora, lokr, loha or full (adapter.kind)."),
+    preset: str = typer.Option(None, help="Built-in or user preset (`acetune presets list`), or auto (by device "
+                                          "memory, fitted to the songs)."),
+    set_: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                   help="Override any config field: --set optim.lr=1e-4 (repeatable)."),
+    crop_seconds: float = typer.Option(None, help="Random crop length in seconds (data.crop_frames / 25); 0 = whole "
+                                                  "songs."),
+    config_overrides: list[str] = (),
 ) -> None:
     """Train an adapter (or the decoder) on a preprocessed cache."""
-    overrides = _overrides(cache, checkpoint_dir, output_dir, resume_from, adapter) + list(set_ or [])
-    if preset == "auto":  # pick by the memory of the device that will train
-        preset = auto_preset(detect_device_memory_gib("auto"))
-        Console(soft_wrap=True).print(f"preset auto -> {preset}")
-    run_config = resolve_config(preset=preset, files=list(config or []), overrides=overrides)
-    console = Console(soft_wrap=True)
+    console = Console(soft_wrap=True, highlight=False)
+    overrides = [*config_overrides, *_crop_override(crop_seconds), *(set_ or [])]
+    run_config = resolve_train_config(preset, list(config or []), overrides, console)
+    from acetune.train.loop import Control
+
     control = Control()
     interrupts = {"count": 0}
 
@@ -61,62 +73,29 @@ def train_command(
             signal.signal(sig, handler)
 
 
-def train_and_log(run_config, console: Console, control: Control | None = None) -> list[Event]:
-    """Run with the run folder's logs (config.resolved.toml, events.jsonl, TensorBoard) and a progress bar.
+def resolve_train_config(preset: str | None, files: list[Path], overrides: list[str], console: Console):
+    """The run's config: `--preset auto` chosen for the device and the songs, a resume based on the run's own."""
+    from acetune.config import resolve_config
+    from acetune.train.auto import AUTO, choose_auto
 
-    Returns every event, for callers (the demo) that summarise the run afterwards.
-    """
-    out = Path(run_config.save.output_dir)
-    sinks: list = []
-    seen: list[Event] = []
-    try:
-        events = run(run_config, control)
-        first = next(events, None)  # setup and checks happen before the run folder is touched
-        if first is None:  # a data-parallel rank other than 0 trains silently; rank 0 reports and logs
-            return seen
-        out.mkdir(parents=True, exist_ok=True)
-        write_config(run_config, out / "config.resolved.toml")
-        sinks.append(JsonlSink(out / "events.jsonl"))
-        if run_config.log.tensorboard:
-            sinks.append(TensorBoardSink(out / "logs"))
-        sinks.append(seen.append)
-        _render([first], events, sinks, console)
-    finally:
-        for sink in sinks:
-            if hasattr(sink, "close"):
-                sink.close()
-    return seen
+    if preset == AUTO:
+        probe = resolve_config(files=files, overrides=overrides)
+        choice = choose_auto(probe.loop.device, probe.data.cache or None)
+        preset, overrides = choice.preset, [*choice.overrides, *overrides]
+        for note in choice.notes:
+            console.print(note)
+    config = resolve_config(preset=preset, files=files, overrides=overrides)
+    own = Path(config.save.output_dir) / RESOLVED_CONFIG
+    if config.save.resume_from is None or not own.is_file():
+        return config
+    console.print(f"resuming with the run's own settings ({own})"
+                  + ("; --preset is for new runs and is not applied" if preset else ""))
+    return resolve_config(files=files, overrides=overrides, base=own)
 
 
-def _render(first, events, sinks, console: Console) -> None:
-    bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=console,
-                   disable=not console.is_terminal)
-    task = None
-    with bar:
-        for event in [*first, *events]:
-            for sink in sinks:
-                sink(event)
-            if isinstance(event, TrainStarted):
-                plan = event.plan
-                task = bar.add_task("train", total=plan["total_steps"], info="")
-                console.print(f"plan: {plan['total_steps']} steps, effective batch {plan['effective_batch']}, "
-                              f"{plan['trainable_parameters']:,} trainable parameters, {plan['precision']} on "
-                              f"{plan['device']}" + (f"; resumed from {event.resumed_from}" if event.resumed_from else ""))
-            elif isinstance(event, StepDone):
-                info = f"loss {event.loss:.4f} lr {event.lr:.2e} {event.samples_per_s:.1f} samples/s"
-                if task is not None:
-                    bar.update(task, completed=event.step, info=info)
-                if not console.is_terminal:
-                    console.print(f"step {event.step}: {info}")
-            elif isinstance(event, EvalDone):
-                bar.console.print(f"eval at step {event.step}: {event.loss:.4f}" + (" (best)" if event.best else ""))
-            elif isinstance(event, Saved):
-                bar.console.print(f"saved {event.kind} at step {event.step}: {event.path}")
-            elif isinstance(event, Auditioned):
-                what = "base model" if event.strength is None else f"strength {event.strength:g}"
-                bar.console.print(f"audition at step {event.step} ({what}, seed {event.seed}): {event.path}")
-            elif isinstance(event, Warned):
-                bar.console.print(f"[yellow]warning[/] {event.text}")
-            elif isinstance(event, Finished):
-                bar.console.print(f"finished ({event.reason}) at step {event.summary.get('step')}")
+def _crop_override(seconds: float | None) -> list[str]:
+    if seconds is None:
+        return []
+    from acetune.audio import LATENT_FRAMES_PER_SECOND
+
+    return [f"data.crop_frames={round(seconds * LATENT_FRAMES_PER_SECOND)}"]

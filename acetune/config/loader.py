@@ -112,8 +112,12 @@ def config_layer(data: dict, *, source: str, allow_description: bool = True) -> 
 
 
 def resolve_config(*, preset: str | None = None, files: list[Path] = (), overrides: list[str] = (),
-                   presets_dir: Path | None = None) -> RunConfig:
-    """defaults < preset (adapted to the final adapter kind) < files (in order) < overrides, validated."""
+                   presets_dir: Path | None = None, base: Path | None = None) -> RunConfig:
+    """defaults < preset (adapted to the final adapter kind) < files (in order) < overrides, validated.
+
+    With `base` (a run's own config.resolved.toml) that file replaces the defaults: a resume starts
+    from the settings the run was made with, and only what the user gives on top can differ.
+    """
     raw_preset = None
     if preset is not None:
         raw_preset = config_layer(load_preset_data(preset, folder=presets_dir), source=f"preset {preset}")
@@ -122,7 +126,8 @@ def resolve_config(*, preset: str | None = None, files: list[Path] = (), overrid
     if raw_preset is not None:
         kind = config_from_dict(merge_dicts(raw_preset, *layers), source="merged config").adapter.kind
         layers.insert(0, adapt_preset(raw_preset, kind))
-    config = config_from_dict(merge_dicts(config_to_dict(RunConfig()), *layers), source="merged config")
+    start = config_to_dict(RunConfig() if base is None else config_from_dict(load_config_file(base), source=str(base)))
+    config = config_from_dict(merge_dicts(start, *layers), source="merged config")
     validate(config)
     return config
 

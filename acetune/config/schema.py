@@ -60,7 +60,7 @@ class SchedulerKind(str, Enum):
 
 
 class Precision(str, Enum):
-    AUTO = "auto"  # bf16 on CUDA with bf16 support, fp16 on other CUDA and MPS, fp32 on CPU
+    AUTO = "auto"  # bf16 on CUDA with bf16 support, fp16 on other CUDA, fp32 on MPS and the CPU
     FP32 = "fp32"
     BF16 = "bf16"
     FP16 = "fp16"
@@ -76,6 +76,7 @@ class DataConfig:
     cache: str = option("", "cache folder made by `acetune preprocess`")
     checkpoint_dir: str = option("", "ACE-Step checkpoints folder or DiT folder (the cache's fingerprint must match)")
     model: str | None = option(None, "DiT folder inside checkpoint_dir (default acestep-v15-turbo)")
+    tag: str = option("", "activation tag (trigger word) the cache must have been made with; '' = the cache's own")
     crop_frames: int = option(1500, "random crop length in latent frames (25/s; 1500 = 60 s); 0 = whole songs")
     coverage_bins: int = option(32, "bins per song for coverage-aware crop offsets (long songs covered evenly)")
     bucketing: bool = option(True, "batch songs of similar length together so batches need no frame padding")

@@ -11,13 +11,18 @@ from acetune.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto" is the first CUDA GPU when there is one, else the CPU; a name that cannot work is a ConfigError."""
+    """"auto" is the first CUDA GPU, else Apple's MPS, else the CPU; a name that cannot work is a ConfigError."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
         raise ConfigError(f"unknown device {name!r}", fix="use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {name!r}: Apple's MPS is not available on this machine",
+                          fix="use auto or cpu (mps needs Apple silicon and a torch build with MPS)")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"device {name!r}: CUDA is not available on this machine",
@@ -29,16 +34,26 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(precision: Precision, device: torch.device) -> torch.dtype:
-    """"auto" is bf16 on CUDA (fp16 where bf16 is missing), fp16 on MPS, fp32 on the CPU."""
+    """"auto" is bf16 on CUDA (fp16 where bf16 is missing), fp32 on MPS and the CPU.
+
+    Never fp16 by default on MPS: this model is known to give NaN there in fp16.
+    """
     if precision == Precision.AUTO:
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float16 if device.type == "mps" else torch.float32
-    dtype = {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}[precision]
+        return torch.float32
+    dtype = precision_dtype(precision)
     if device.type == "cpu" and dtype != torch.float32:
         raise ConfigError(f"precision {precision.value} on the CPU is not supported (bf16 matmuls are "
                           "hundreds of times slower there)", fix="use fp32 or auto precision on the CPU")
     return dtype
+
+
+def precision_dtype(precision: Precision) -> torch.dtype:
+    """The dtype an explicit precision names (auto depends on the device: see `resolve_precision`)."""
+    if precision == Precision.AUTO:
+        raise ValueError("auto precision depends on the device: use resolve_precision")
+    return {Precision.FP32: torch.float32, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}[precision]
 
 
 def cuda_indices(device: torch.device) -> list[int]:

@@ -38,6 +38,11 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+def short_dtype_name(dtype: torch.dtype) -> str:
+    """fp32 / bf16 / fp16: the spelling configs and cache fingerprints use."""
+    return next(name for name, value in _DTYPES.items() if value == dtype and len(name) == 4)
+
+
 @dataclass
 class WeightFiles:
     """Where each tensor of a checkpoint lives, with shapes and dtypes read from the headers only."""

@@ -93,4 +93,4 @@ def check_output_dir(output_dir: Path, resuming: bool) -> None:
     markers = [output_dir / CHECKPOINTS_DIR, output_dir / "final", output_dir / "events.jsonl"]
     if any(m.exists() for m in markers):
         raise CheckpointWriteError("the output folder holds another run", path=output_dir,
-                                   fix="resume it with --resume-from latest, or choose another save.output_dir")
+                                   fix="resume it with --resume-from latest, or choose another --out folder")

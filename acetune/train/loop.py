@@ -22,7 +22,8 @@ import torch
 from acetune.adapters import save_adapter
 from acetune.config import BestMetric, LossWeighting, RunConfig, TimestepMode, config_to_dict
 from acetune.errors import TrainingError
-from acetune.events import Event, EvalDone, Finished, LayerGradNorms, Saved, StepDone, TrainStarted, Warned
+from acetune.events import (Event, EvalDone, Finished, LayerGradNorms, Progressed, Saved, StepDone, TrainStarted,
+                            Warned)
 from acetune.train.batching import Coverage, collate, plan_epoch
 from acetune.model.devices import mixed_precision
 from acetune.train.adaptive import AdaptiveTimesteps
@@ -243,6 +244,8 @@ def _optimizer_step(session: Session, counters: Counters, scaler, progress, ema)
         peak = torch.cuda.max_memory_allocated(session.device) / 2**30 if session.device.type == "cuda" else 0.0
         yield StepDone(progress.step, progress.epoch, loss, session.scheduler.get_last_lr()[0], float(grad_norm),
                        counters.samples / max(elapsed, 1e-9), peak)
+    else:  # every optimizer step is reported, so progress bars and ETAs advance step by step
+        yield Progressed(progress.step, session.plan.total_steps, f"step {progress.step}")
     if layer_norms is not None:
         yield LayerGradNorms(progress.step, layer_norms)
     progress.last_loss = loss

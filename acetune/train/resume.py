@@ -83,8 +83,9 @@ def check_resumable(saved_config: dict, config, folder: Path) -> None:
     saved = config_from_dict(saved_config, source=str(folder / "state.json"))
     lines = [line for line in config_diff(saved, config) if not line.startswith(RESUMABLE_CHANGES)]
     if lines:
-        raise ResumeError("the checkpoint was made with another config:\n  " + "\n  ".join(lines), path=folder,
-                          fix="resume with the run's own config (config.resolved.toml), or start a new run")
+        raise ResumeError("the checkpoint was made with other settings (old -> new):\n  " + "\n  ".join(lines),
+                          path=folder, fix="drop the options that change them (a resume keeps the run's own settings "
+                                           "from its config.resolved.toml), or start a new run with another --out")
 
 
 def load_progress(folder: Path, session, generator: torch.Generator, ema: EMA | None,
@@ -95,7 +96,7 @@ def load_progress(folder: Path, session, generator: torch.Generator, ema: EMA | 
     if state["adapter_kind"] != session.config.adapter.kind.value:
         raise ResumeError(f"the checkpoint trains a {state['adapter_kind']} adapter, this config a "
                           f"{session.config.adapter.kind.value}", path=folder,
-                          fix="use the same adapter.kind as the run you resume")
+                          fix="use the same --adapter-kind as the run you resume")
     check_resumable(state["config"], session.config, Path(folder))
     heavy = unflatten(state["tensors"], tensors)
     load_trainable_state(session, heavy["adapter"])

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from acetune.adapters import AttachedAdapter, attach
+from acetune.audio import LATENT_FRAMES_PER_SECOND
 from acetune.config import OptimizerKind, RunConfig, SchedulerKind
 from acetune.data.cache import CacheReader
 from acetune.data.fingerprint import Fingerprint, bundle_fingerprint, read_fingerprint, require_match
@@ -112,14 +113,33 @@ def check_cache(config: RunConfig) -> tuple[CacheReader, Path, Fingerprint]:
     return reader, bundle.dit, stored
 
 
+def check_crop(crop_frames: int, reader: CacheReader) -> None:
+    """A crop longer than every song is a mistake (frames taken for seconds?): name the longest song."""
+    longest = max(reader.entries, key=lambda entry: entry.latent_length)
+    if crop_frames > longest.latent_length:
+        seconds = longest.latent_length / LATENT_FRAMES_PER_SECOND
+        raise ConfigError(f"data.crop_frames = {crop_frames} ({crop_frames / LATENT_FRAMES_PER_SECOND:g} s) is longer "
+                          f"than every song; the longest, {longest.id}, has {longest.latent_length} frames "
+                          f"({seconds:g} s)", path=Path(reader.folder),
+                          fix=f"use --crop-seconds {math.floor(seconds)} or less, or --crop-seconds 0 for whole songs")
+
+
+def check_tag(wanted: str, cached: str, cache: Path) -> None:
+    """The activation tag is part of the encoded captions: training cannot change it, only check it."""
+    if wanted and wanted != cached:
+        have = f"with the activation tag {cached!r}" if cached else "without an activation tag"
+        raise ConfigError(f"the cache was made {have}, not {wanted!r}; the tag is part of the encoded captions",
+                          path=cache, fix=f"preprocess again with --tag {wanted!r} (only captions are re-encoded "
+                                          "where they changed), or drop --tag")
+
+
 def build_session(config: RunConfig, *, resuming: bool) -> Session:
     warnings: list[Warned] = []
     reader, dit_folder, fingerprint = check_cache(config)
     lengths = [entry.latent_length for entry in reader.entries]
-    if config.data.crop_frames > max(lengths):
-        raise ConfigError(f"data.crop_frames = {config.data.crop_frames} is longer than every sample "
-                          f"(the longest has {max(lengths)} frames)",
-                          fix=f"use data.crop_frames <= {max(lengths)}, or 0 for whole songs")
+    check_crop(config.data.crop_frames, reader)
+    trigger = trigger_word(reader)
+    check_tag(config.data.tag, trigger[0], Path(config.data.cache))
     dist = from_environment()
     if dist.is_main:
         check_output_dir(Path(config.save.output_dir), resuming)
@@ -166,7 +186,7 @@ def build_session(config: RunConfig, *, resuming: bool) -> Session:
     if config.loop.max_steps:
         total = min(total, config.loop.max_steps)
     if total < 1:
-        raise TrainingError("the run would take zero optimizer steps", fix="raise loop.epochs or loop.max_steps")
+        raise TrainingError("the run would take zero optimizer steps", fix="raise --epochs (loop.epochs) or --max-steps (loop.max_steps)")
     scheduler = build_scheduler(optimizer, schedule, total)
     silence = loaded.silence_latent
     if silence is None:
@@ -181,5 +201,5 @@ def build_session(config: RunConfig, *, resuming: bool) -> Session:
     )
     return Session(config, plan, reader, train_indices, eval_indices, lengths, model, adapter, optimizer, scheduler,
                    silence.cpu(), device, compute_dtype, fingerprint, warnings, dist,
-                   model.decoder if sharded else wrap(model.decoder, dist, device), trigger=trigger_word(reader),
+                   model.decoder if sharded else wrap(model.decoder, dist, device), trigger=trigger,
                    dit_folder=dit_folder, sharded=sharded)

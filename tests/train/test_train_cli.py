@@ -41,10 +41,11 @@ def test_a_silent_data_parallel_rank_writes_no_logs(tmp_path, monkeypatch):
     """Ranks other than 0 yield no events (they train silently): the CLI must not expect one or log."""
     from rich.console import Console
 
-    import acetune.cli.train_cmd as train_cmd
+    import acetune.train.loop
+    from acetune.cli.train_view import train_and_log
     from acetune.config import RunConfig, SaveConfig
 
-    monkeypatch.setattr(train_cmd, "run", lambda config, control=None: iter(()))
+    monkeypatch.setattr(acetune.train.loop, "run", lambda config, control=None: iter(()))
     config = RunConfig(save=SaveConfig(output_dir=str(tmp_path / "run")))
-    assert train_cmd.train_and_log(config, Console()) == []
+    assert train_and_log(config, Console()) == []
     assert not (tmp_path / "run").exists()

@@ -103,3 +103,10 @@ def test_cli_reports_fit(capsys):
     assert main(["estimate-memory", "--architecture", "small", "--set", "data.crop_frames=256",
                  "--memory-gib", "0.01"]) == 0
     assert "does not fit" in capsys.readouterr().out
+
+
+def test_cli_preset_auto_is_chosen_for_the_memory_given(capsys):
+    """The README's line `estimate-memory --preset auto --memory-gib 16` picks the 16 GB preset."""
+    assert main(["estimate-memory", "--architecture", "small", "--preset", "auto", "--memory-gib", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "preset auto -> vram_16gb (16 GiB of device memory)" in out and "fits" in out

@@ -49,3 +49,91 @@ def test_a_silent_data_parallel_rank_writes_no_logs(tmp_path, monkeypatch):
     config = RunConfig(save=SaveConfig(output_dir=str(tmp_path / "run")))
     assert train_and_log(config, Console()) == []
     assert not (tmp_path / "run").exists()
+
+
+def _quick(train_cache, tiny_bundle, out) -> list[str]:
+    return ["train", "--cache", str(train_cache), "--checkpoint-dir", str(tiny_bundle), "--out", str(out),
+            "--preset", "quick_test", "--epochs", "2", "--crop-seconds", "1.92", "--rank", "4", "--save-every", "1"]
+
+
+def test_first_class_flags_land_in_the_typed_config(train_cache, tiny_bundle, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(_quick(train_cache, tiny_bundle, out) + ["--lr", "0.002", "--grad-accum", "1", "--seed", "7",
+                                                         "--adapter-kind", "dora", "--alpha", "8"]) == 0
+    resolved = config_from_dict(load_config_file(out / "config.resolved.toml"), source="resolved")
+    assert (resolved.adapter.rank, resolved.adapter.alpha, resolved.adapter.kind.value) == (4, 8.0, "dora")
+    assert (resolved.optim.lr, resolved.optim.grad_accum, resolved.loop.seed) == (0.002, 1, 7)
+    assert resolved.data.crop_frames == 48 and resolved.loop.epochs == 2 and resolved.save.save_every == 1
+
+
+def test_resume_starts_from_the_run_folders_own_config(train_cache, tiny_bundle, tmp_path, capsys):
+    """The README's resume line: the run's own settings, without -c; only real changes are refused."""
+    out = tmp_path / "run"
+    assert main(_quick(train_cache, tiny_bundle, out) + ["--max-steps", "1"]) == 0
+    capsys.readouterr()
+    resume = ["train", "--out", str(out), "--cache", str(train_cache), "--checkpoint-dir", str(tiny_bundle),
+              "--resume-from", "latest"]
+    assert main(resume + ["--max-steps", "2"]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "resuming with the run's own settings" in printed and "resumed from" in printed
+    assert main(resume + ["--rank", "4"]) == 0  # repeating a setting is no change
+    capsys.readouterr()
+    assert main(resume + ["--rank", "8", "--lr", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "adapter.rank: 4 -> 8" in err and "optim.lr: 0.0003 -> 0.5" in err and "fix:" in err
+
+
+def test_preset_auto_fits_crops_to_short_songs(train_cache, tiny_bundle, tmp_path, capsys):
+    """On a CPU auto picks quick_test (30 s crops); the cache's 4 s songs make it train whole songs instead."""
+    out = tmp_path / "run"
+    args = ["train", "--cache", str(train_cache), "--checkpoint-dir", str(tiny_bundle), "--out", str(out),
+            "--preset", "auto", "--max-steps", "1", "--device", "cpu"]
+    assert main(args) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "preset auto -> quick_test" in printed and "training on whole songs" in printed
+    resolved = config_from_dict(load_config_file(out / "config.resolved.toml"), source="resolved")
+    assert resolved.data.crop_frames == 0 and resolved.adapter.rank == 16  # the rest is the preset's
+
+
+def test_a_crop_longer_than_every_song_names_the_longest(train_cache, tiny_bundle, tmp_path, capsys):
+    args = ["train", "--cache", str(train_cache), "--checkpoint-dir", str(tiny_bundle), "--out",
+            str(tmp_path / "run"), "--crop-seconds", "30"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "song0.wav" in err or "song1.wav" in err or "song2.wav" in err
+    assert "--crop-seconds 4 or less" in err
+
+
+def test_a_tag_the_cache_was_not_made_with_is_refused(train_cache, tiny_bundle, tmp_path, capsys):
+    args = ["train", "--cache", str(train_cache), "--checkpoint-dir", str(tiny_bundle), "--out",
+            str(tmp_path / "run"), "--trigger", "mystyle", "--crop-seconds", "0"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "without an activation tag, not 'mystyle'" in err and "--tag 'mystyle'" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_events_are_logged_as_they_happen(tmp_path, monkeypatch):
+    """A run that dies mid-way leaves its log up to that moment (it was drained only at the end before)."""
+    from rich.console import Console
+
+    import acetune.train.loop
+    from acetune.cli.train_view import train_and_log
+    from acetune.config import LogConfig, RunConfig, SaveConfig
+    from acetune.events import StepDone, TrainStarted
+
+    def dies_mid_run(config, control=None):
+        yield TrainStarted({"total_steps": 9, "effective_batch": 1, "trainable_parameters": 1, "precision": "fp32",
+                            "device": "cpu"}, None)
+        yield StepDone(1, 0, 1.5, 1e-4, 0.1, 2.0, 0.0)
+        raise RuntimeError("simulated crash at step 2")
+
+    monkeypatch.setattr(acetune.train.loop, "run", dies_mid_run)
+    config = RunConfig(save=SaveConfig(output_dir=str(tmp_path / "run")), log=LogConfig(tensorboard=False))
+    try:
+        train_and_log(config, Console(file=open(tmp_path / "screen.txt", "w")))
+    except RuntimeError:
+        pass
+    logged = [json.loads(line)["event"] for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    assert logged == ["TrainStarted", "StepDone"]
+    assert "step 1: loss 1.5000" in (tmp_path / "screen.txt").read_text()

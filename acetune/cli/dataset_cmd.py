@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from acetune.data.captions import TAG_POSITIONS, TagConfig, select_caption
-from acetune.data.dataset import DatasetSample, Problem, locate_audio, scan_dataset
+from acetune.data.dataset import DatasetSample, Notice, Problem, locate_audio, scan_dataset
 from acetune.data.folder_jobs import Analyzed, SplitWritten, analyze_dataset, split_dataset
 from acetune.data.dataset_json import import_dataset_json, write_dataset_json
 from acetune.data.labels import KEY_ALIASES, SampleLabels
@@ -31,11 +31,18 @@ def _console() -> Console:
 
 
 def _print_problems(console: Console, problems: Iterable[Problem]) -> None:
-    problems = list(problems)
-    if problems:
-        console.print(f"[yellow]{len(problems)} problem(s):[/]")
-        for problem in problems:
-            console.print(f"  [yellow]{escape(str(problem.path))}[/]: {escape(problem.reason)}")
+    _print_listed(console, "problem(s)", [(p.path, p.reason) for p in problems])
+
+
+def _print_notices(console: Console, notices: Iterable[Notice]) -> None:
+    _print_listed(console, "notice(s) (the songs are used)", [(n.path, n.text) for n in notices])
+
+
+def _print_listed(console: Console, heading: str, rows: list[tuple[Path, str]]) -> None:
+    if rows:
+        console.print(f"[yellow]{len(rows)} {heading}:[/]")
+        for path, text in rows:
+            console.print(f"  [yellow]{escape(str(path))}[/]: {escape(text)}")
 
 
 def _na(value: object) -> str:
@@ -63,6 +70,7 @@ def list_(folder: Path = _DIR) -> None:
     console.print(table)
     console.print(f"{len(result.dataset.samples)} song(s) in {root}")
     _print_problems(console, result.problems)
+    _print_notices(console, result.notices + result.dataset.uncaptioned())
 
 
 @app.command("show")
@@ -177,6 +185,7 @@ def export(
     console = _console()
     console.print(f"wrote {len(result.dataset.samples)} song(s) to [bold]{escape(str(written))}[/]")
     _print_problems(console, result.problems)
+    _print_notices(console, result.notices + result.dataset.uncaptioned())
 
 
 @app.command("import")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from acetune.cli.progress import render
@@ -56,6 +57,12 @@ def preprocess_command(
         table = Table("file", "problem", title=f"{len(problems)} file(s) not used")
         for path, reason in problems:
             table.add_row(str(path), reason)
+        console.print(table)
+    notices = scan.notices + dataset.uncaptioned()
+    if notices:
+        table = Table("file", "notice", title=f"{len(notices)} notice(s) about songs that are used")
+        for notice in notices:
+            table.add_row(escape(str(notice.path)), escape(notice.text))
         console.print(table)
     summary = finished.summary if finished else {}
     console.print(f"cache [bold]{out}[/]: {summary.get('cached', 0)} samples "

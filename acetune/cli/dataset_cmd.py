@@ -204,6 +204,7 @@ def import_(
                       f"{report.dataset.genre_ratio} are not stored in the folder; pass them as options when you "
                       "export or preprocess")
     _print_problems(console, report.problems)
+    _print_notices(console, report.notices)
 
 
 def _render(console: Console, events: Iterable[Event], root: Path) -> None:

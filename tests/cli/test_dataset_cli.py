@@ -239,3 +239,15 @@ def test_list_output_reads_when_piped_and_narrow(tmp_path, capsys, monkeypatch):
     notice_block = out[out.index("3 notice(s)"):]
     assert "Elvish" in notice_block.replace("\n", " ") and "bare.wav" in notice_block
 
+
+def test_export_writes_the_trigger_word_into_every_sample(tmp_path, capsys):
+    root = _peer_songs(tmp_path / "songs")
+    _touch(root / "en.json", json.dumps({"caption": "anthemic pop", "custom_tag": "own"}))
+    out = tmp_path / "ds.json"
+    assert main(["dataset", "export", str(root), str(out), "--tag", "zx-style"]) == 0
+    printed = capsys.readouterr().out
+    assert "bare.wav: no caption or genre: it would train on the caption 'zx-style'" in printed
+    samples = {s["filename"]: s for s in json.loads(out.read_text())["samples"]}
+    assert samples["en.wav"]["custom_tag"] == "own"
+    assert {s["custom_tag"] for name, s in samples.items() if name != "en.wav"} == {"zx-style"}
+    assert samples["inst.wav"]["is_instrumental"] is True and samples["x.wav"]["language"] == "it"

@@ -58,11 +58,14 @@ def preprocess_command(
         for path, reason in problems:
             table.add_row(str(path), reason)
         console.print(table)
-    notices = scan.notices + dataset.uncaptioned()
+    not_used = {s.path for s in skipped}
+    notices = [n for n in scan.notices + dataset.uncaptioned() if n.path not in not_used]
     if notices:
         table = Table("file", "notice", title=f"{len(notices)} notice(s) about songs that are used")
+        table.columns[0].overflow = "fold"
         for notice in notices:
-            table.add_row(escape(str(notice.path)), escape(notice.text))
+            shown = notice.path.relative_to(dataset.root) if notice.path.is_relative_to(dataset.root) else notice.path
+            table.add_row(escape(str(shown)), escape(notice.text))
         console.print(table)
     summary = finished.summary if finished else {}
     console.print(f"cache [bold]{out}[/]: {summary.get('cached', 0)} samples "

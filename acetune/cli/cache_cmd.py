@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -41,6 +42,8 @@ def validate_command(
             console.print("[red]fingerprint MISMATCH[/]:\n  " + "\n  ".join(report.fingerprint_differences))
         else:
             console.print("fingerprint: [green]matches[/] the checkpoint")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
     for problem in report.problems:
         console.print(f"[red]problem[/] {problem}", highlight=False)
     if not report.ok:

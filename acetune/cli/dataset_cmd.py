@@ -19,7 +19,8 @@ from acetune.errors import ConfigError, LabelError
 from acetune.events import Event, Finished, Skipped
 
 if TYPE_CHECKING:
-    from acetune.data.dataset import DatasetSample, Problem
+    from acetune.data.dataset import DatasetSample
+    from acetune.data.findings import Notice, Problem
 
 app = typer.Typer(help="Label and inspect song folders.", no_args_is_help=True)
 
@@ -31,11 +32,18 @@ def _console() -> Console:
 
 
 def _print_problems(console: Console, problems: Iterable[Problem]) -> None:
-    problems = list(problems)
-    if problems:
-        console.print(f"[yellow]{len(problems)} problem(s):[/]")
-        for problem in problems:
-            console.print(f"  [yellow]{escape(str(problem.path))}[/]: {escape(problem.reason)}")
+    _print_listed(console, "problem(s)", [(p.path, p.reason) for p in problems])
+
+
+def _print_notices(console: Console, notices: Iterable[Notice]) -> None:
+    _print_listed(console, "notice(s) (the songs are used)", [(n.path, n.text) for n in notices])
+
+
+def _print_listed(console: Console, heading: str, rows: list[tuple[Path, str]]) -> None:
+    if rows:
+        console.print(f"[yellow]{len(rows)} {heading}:[/]")
+        for path, text in rows:
+            console.print(f"  [yellow]{escape(str(path))}[/]: {escape(text)}")
 
 
 def _na(value: object) -> str:
@@ -65,6 +73,7 @@ def list_(folder: Path = _DIR) -> None:
     console.print(table)
     console.print(f"{len(result.dataset.samples)} song(s) in {root}")
     _print_problems(console, result.problems)
+    _print_notices(console, result.notices + result.dataset.uncaptioned())
 
 
 @app.command("show")
@@ -189,6 +198,7 @@ def export(
     console = _console()
     console.print(f"wrote {len(result.dataset.samples)} song(s) to [bold]{escape(str(written))}[/]")
     _print_problems(console, result.problems)
+    _print_notices(console, result.notices + result.dataset.uncaptioned())
 
 
 @app.command("import")
@@ -209,6 +219,7 @@ def import_(
                       f"{report.dataset.genre_ratio} are not stored in the folder; pass them as options when you "
                       "export or preprocess")
     _print_problems(console, report.problems)
+    _print_notices(console, report.notices)
 
 
 def _render(console: Console, events: Iterable[Event], root: Path) -> None:

@@ -63,6 +63,15 @@ def preprocess_command(
         for path, reason in problems:
             table.add_row(escape(str(path)), escape(reason))
         console.print(table)
+    not_used = {s.path for s in skipped}
+    notices = [n for n in scan.notices + dataset.uncaptioned() if n.path not in not_used]
+    if notices:
+        table = Table("file", "notice", title=f"{len(notices)} notice(s) about songs that are used")
+        table.columns[0].overflow = "fold"
+        for notice in notices:
+            shown = notice.path.relative_to(dataset.root) if notice.path.is_relative_to(dataset.root) else notice.path
+            table.add_row(escape(str(shown)), escape(notice.text))
+        console.print(table)
     summary = finished.summary if finished else {}
     console.print(f"cache [bold]{escape(str(out))}[/]: {summary.get('cached', 0)} samples "
                   f"({summary.get('computed', 0)} computed, {summary.get('reused', 0)} reused, "

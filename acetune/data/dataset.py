@@ -1,41 +1,36 @@
 """A labelled song folder: scan it recursively, pair each audio file with its label files, merge by precedence.
 
-Precedence per field (later wins): CSV row < `song.caption.txt` / `song.lyrics.txt` < `song.json`.
-Only given values take part (an empty caption in `song.json` does not hide a CSV caption). Nothing is
-invented: a song without labels gets an empty caption and empty lyrics (= instrumental).
+Precedence per field (later wins): CSV row < `song.txt` < `song.caption.txt` / `song.lyrics.txt` < `song.json`.
+- A CSV labels many songs at once, often written by a captioner for the whole folder: the most general
+  source, so any file of the song's own says more.
+- `song.txt` (Side-Step's key-value sidecar, or the ACE-Step app's plain lyrics) is the song's own, but
+  the app itself reads `song.lyrics.txt` before `song.txt`: the single-purpose files beat it.
+- `song.json` is where `acetune dataset edit` and `analyze` write, so an edit always takes effect.
+(The ACE-Step app applies its CSV last, over `song.json`; acetune does not: a table for the whole folder
+must not undo a value set for one song.) Only given values take part (an empty caption in `song.json` does
+not hide a CSV caption). Nothing is invented: a song without labels gets an empty caption and empty lyrics
+(= instrumental), and `Dataset.uncaptioned` lists it.
 """
 
 from __future__ import annotations
 
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Callable
 
 from acetune.audio import AUDIO_EXTENSIONS
 from acetune.data.captions import TagConfig, genre_indices, select_caption
+from acetune.data.findings import Notice, Problem, shown_caption
+from acetune.data.label_csv import CsvRow, LabelCsv, match_csv_rows, read_label_csv
 from acetune.data.labels import SampleLabels, merge_labels
 from acetune.data.prompts import build_lyric_text
-from acetune.data.sidecars import (
-    CsvRow,
-    json_sidecar_path,
-    read_json_sidecar,
-    read_label_csv,
-    read_text_sidecars,
-)
+from acetune.data.sidecars import json_sidecar_path, read_json_sidecar, read_song_txt, read_text_sidecars, song_txt_path
 from acetune.errors import LabelError
 
-__all__ = ["Dataset", "DatasetSample", "Problem", "ScanResult", "TagConfig", "find_audio_files", "locate_audio",
-           "scan_dataset"]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A file the scan could not use, and why (the scan goes on without it)."""
-
-    path: Path
-    reason: str
+__all__ = ["Dataset", "DatasetSample", "Notice", "Problem", "ScanResult", "TagConfig", "find_audio_files",
+           "locate_audio", "scan_dataset"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +64,25 @@ class Dataset:
         """The lyric-branch text of every sample (empty lyrics become "[Instrumental]")."""
         return [build_lyric_text(s.labels.lyrics, s.labels.language) for s in self.samples]
 
+    def uncaptioned(self) -> list[Notice]:
+        """A notice for each song whose `# Caption` text holds neither a caption nor a genre: it would train on
+        the activation tag (if any) and the metas alone. Nothing to say when the tag replaces every caption."""
+        if self.tag.position == "replace":
+            return []
+        genre_set = genre_indices(len(self.samples), self.genre_ratio)
+        notices = []
+        for index, sample in enumerate(self.samples):
+            untagged = select_caption(replace(sample.labels, custom_tag=""), index, genre_set, TagConfig())
+            if untagged.strip():
+                continue
+            prompt = select_caption(sample.labels, index, genre_set, self.tag)
+            unused = f" (its genre {sample.labels.genre!r} is used only with --genre-ratio or prompt_override " \
+                     "genre)" if sample.labels.genre else " or genre"
+            notices.append(Notice(sample.audio_path, f"no caption{unused}: it would train on "
+                                                     f"{shown_caption(prompt)} and the metas alone; fix: add a "
+                                                     "caption (song.json, song.txt, song.caption.txt or a label CSV)"))
+        return notices
+
     def find(self, name: str | Path) -> DatasetSample:
         """The sample whose id (posix path from the root) or file path is `name`."""
         wanted = PurePosixPath(Path(name).as_posix()).as_posix()
@@ -83,7 +97,8 @@ class Dataset:
 @dataclass(frozen=True)
 class ScanResult:
     dataset: Dataset
-    problems: list[Problem]
+    problems: list[Problem]  # files not used
+    notices: list[Notice] = field(default_factory=list)  # about files used (see also Dataset.uncaptioned)
 
 
 def find_audio_files(folder: Path | str) -> list[Path]:
@@ -110,28 +125,33 @@ def _walk(folder: Path) -> tuple[list[Path], list[Path]]:
 
 
 def scan_dataset(folder: Path | str, *, tag: TagConfig = TagConfig(), genre_ratio: int = 0) -> ScanResult:
-    """Scan a song folder. A label CSV with bad columns or duplicate rows, or a folder with no audio, is a
-    `LabelError`; a song whose own labels are bad (or a CSV row naming a missing file) is a `Problem`."""
+    """Scan a song folder. A label CSV with no file column or duplicate rows, or a folder with no audio, is a
+    `LabelError`; a song whose own labels are bad (or a CSV row naming no song) is a `Problem`; a language
+    read as unknown or CSV columns kept as extra fields are `Notice`s."""
     root = Path(folder).resolve()
     if not root.is_dir():
         raise LabelError("dataset folder does not exist or is not a folder", path=folder,
                          fix="pass the folder that holds your songs")
-    audio, tables = _walk(root)
+    audio, table_paths = _walk(root)
     if not audio:
         raise LabelError(f"no audio files ({' '.join(AUDIO_EXTENSIONS)}) in this folder or below it", path=folder,
                          fix="put your songs in the folder (hidden files and folders are skipped)")
     problems: list[Problem] = []
     usable = _drop_shared_stems(audio, problems)
-    rows = _match_csv_rows(root, tables, audio, problems)
+    tables: list[LabelCsv] = [read_label_csv(path) for path in table_paths]
+    notices = [Notice(table.path, note) for table in tables for note in table.notes]
+    rows, unmatched = match_csv_rows(root, tables, audio)
+    problems += unmatched
     samples = []
     for path in usable:
         try:
-            labels, sources = _read_labels(path, rows.get(path))
+            labels, sources, notes = _read_labels(path, rows.get(path))
         except LabelError as err:
             problems.append(Problem(path, f"skipped: {err}"))
             continue
+        notices += notes
         samples.append(DatasetSample(path, path.relative_to(root).as_posix(), labels, sources))
-    return ScanResult(Dataset(root, tuple(samples), tag, genre_ratio), problems)
+    return ScanResult(Dataset(root, tuple(samples), tag, genre_ratio), problems, notices)
 
 
 def locate_audio(root: Path | str, name: str | Path) -> Path:
@@ -153,17 +173,32 @@ def locate_audio(root: Path | str, name: str | Path) -> Path:
                      fix="name the file by its path inside the folder, as `acetune dataset list` shows it")
 
 
-def _read_labels(path: Path, row: CsvRow | None) -> tuple[SampleLabels, tuple[Path, ...]]:
-    labels = row.labels() if row is not None else SampleLabels()
-    sources: list[Path] = [row.csv_path] if row is not None else []
+_Layer = tuple[SampleLabels, list[Path], list[Notice]]  # one source's labels, its files, notices about it
+
+
+def _read_labels(path: Path, row: CsvRow | None) -> tuple[SampleLabels, tuple[Path, ...], list[Notice]]:
+    """The song's labels merged by precedence (module docstring), their files, and notices about them."""
+    layers: list[_Layer] = []
+    if row is not None:
+        notes: list[str] = []
+        row_labels = row.labels(notes)
+        layers.append((row_labels, [row.csv_path], [Notice(row.csv_path, f"row {row.line}: {n}") for n in notes]))
+    if song_txt_path(path).is_file():
+        layers.append(_layer(song_txt_path(path), read_song_txt))
     text_labels, text_sources = read_text_sidecars(path)
-    labels = merge_labels(labels, text_labels, overwrite=True)
-    sources += text_sources
-    sidecar = json_sidecar_path(path)
-    if sidecar.is_file():
-        labels = merge_labels(labels, read_json_sidecar(sidecar), overwrite=True)
-        sources.append(sidecar)
-    return labels, tuple(sources)
+    layers.append((text_labels, list(text_sources), []))
+    if json_sidecar_path(path).is_file():
+        layers.append(_layer(json_sidecar_path(path), read_json_sidecar))
+    labels = SampleLabels()
+    for layer, _, _ in layers:
+        labels = merge_labels(labels, layer, overwrite=True)
+    return labels, tuple(f for _, files, _ in layers for f in files), [n for _, _, notices in layers for n in notices]
+
+
+def _layer(source: Path, read: Callable[[Path, list[str]], SampleLabels]) -> _Layer:
+    notes: list[str] = []
+    labels = read(source, notes)
+    return labels, [source], [Notice(source, note) for note in notes]
 
 
 def _drop_shared_stems(audio: list[Path], problems: list[Problem]) -> list[Path]:
@@ -181,31 +216,6 @@ def _drop_shared_stems(audio: list[Path], problems: list[Problem]) -> list[Path]
             problems.append(Problem(path, f"skipped: shares its name stem with {others}, so their label files "
                                           "would be the same; fix: rename one of them"))
     return usable
-
-
-def _match_csv_rows(root: Path, tables: list[Path], audio: list[Path],
-                    problems: list[Problem]) -> dict[Path, CsvRow]:
-    by_path = {os.path.normcase(str(p)): p for p in audio}
-    by_stem: dict[str, list[Path]] = defaultdict(list)
-    for path in audio:
-        by_stem[os.path.normcase(str(path.with_suffix("")))].append(path)
-    matched: dict[Path, CsvRow] = {}
-    for table in tables:
-        for row in read_label_csv(table):
-            target = os.path.normcase(os.path.normpath(table.parent / row.filename))
-            found = [by_path[target]] if target in by_path else []
-            if not found and Path(row.filename).suffix.lower() not in AUDIO_EXTENSIONS:
-                found = by_stem.get(target, [])
-            if len(found) != 1:
-                why = "does not exist" if not found else f"matches {len(found)} files; add the extension"
-                problems.append(Problem(table, f"row {row.line}: {row.filename!r} {why} (row ignored)"))
-                continue
-            if found[0] in matched:
-                first = matched[found[0]]
-                raise LabelError(f"{found[0].relative_to(root).as_posix()} is labelled twice: {first.source} "
-                                 f"and {row.source}", path=table, fix="keep one row per file")
-            matched[found[0]] = row
-    return matched
 
 
 # --- split and analyze: batch jobs over a scanned folder, reported as events ---------------------------------

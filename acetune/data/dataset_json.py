@@ -5,19 +5,25 @@ found from `audio_path` (relative paths resolve against the JSON's folder), fall
 Unknown sample and metadata keys are kept, so import -> export gives them back. Export writes absolute
 `audio_path`s and an 8-character `id` derived from the sample's path inside the dataset folder (ids in an
 imported file are not kept: they are recomputed).
+
+The activation tag: both tools build each song's prompt from the sample's own `custom_tag` and write the
+dataset tag into every sample (the ACE-Step app's scan sets `sample.custom_tag = metadata.custom_tag`;
+Side-Step's build_dataset writes `"custom_tag": tag` per sample, koda-dernet/Side-Step
+acestep/training_v2/dataset_builder.py). So export writes the song's own tag, else the dataset tag, into
+every sample, and import reads a sample tag equal to `metadata.custom_tag` as the dataset's, not the song's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from acetune.data.captions import TAG_POSITIONS, TagConfig
-from acetune.data.dataset import Dataset, DatasetSample, Problem, ScanResult, find_audio_files, scan_dataset
+from acetune.data.dataset import Dataset, DatasetSample, Notice, Problem, ScanResult, find_audio_files, scan_dataset
 from acetune.data.labels import SampleLabels, label_conflicts
 from acetune.data.prompts import INSTRUMENTAL_LYRICS
 from acetune.atomic import write_json_atomic
@@ -34,6 +40,7 @@ class ImportReport:
     written: list[Path]  # JSON sidecars written or updated
     problems: list[Problem]
     dataset: Dataset  # as read from the JSON: its tag and genre ratio are not stored in the folder
+    notices: list[Notice] = field(default_factory=list)
 
 
 def sample_id(relative: str) -> str:
@@ -52,14 +59,18 @@ def read_dataset_json(path: Path | str, *, audio_root: Path | str | None = None)
     if audio_root is not None:
         for audio in find_audio_files(root):
             by_name.setdefault(audio.name, []).append(audio)
+    tag, ratio, extra = _parse_metadata(metadata, path)
     samples: list[DatasetSample] = []
     problems: list[Problem] = []
+    notices: list[Notice] = []
     seen: dict[Path, int] = {}
     for number, entry in enumerate(samples_data, start=1):
         where = f"{path}, sample {number}"
+        notes: list[str] = []
         try:
             audio = _locate(entry, path.parent, root if audio_root is not None else None, by_name, where)
-            labels = SampleLabels.from_dict({k: v for k, v in entry.items() if k not in _LOCATION_KEYS}, source=where)
+            labels = SampleLabels.from_dict({k: v for k, v in entry.items() if k not in _LOCATION_KEYS},
+                                            source=where, notes=notes)
         except LabelError as err:
             fix = f"; fix: {err.fix}" if err.fix else ""
             problems.append(Problem(path, f"sample {number} skipped: {err.what}{fix}"))
@@ -68,15 +79,17 @@ def read_dataset_json(path: Path | str, *, audio_root: Path | str | None = None)
             problems.append(Problem(path, f"sample {number} skipped: {audio} is already sample {seen[audio]}"))
             continue
         seen[audio] = number
+        notices += [Notice(path, f"sample {number}: {note}") for note in notes]
+        if tag.tag and labels.custom_tag == tag.tag:
+            labels = replace(labels, custom_tag="")  # the dataset tag, written into every sample
         relative = audio.relative_to(root).as_posix() if audio.is_relative_to(root) else audio.as_posix()
         samples.append(DatasetSample(audio, relative, labels, (path,)))
-    tag, ratio, extra = _parse_metadata(metadata, path)
-    return ScanResult(Dataset(root, tuple(samples), tag, ratio, extra), problems)
+    return ScanResult(Dataset(root, tuple(samples), tag, ratio, extra), problems, notices)
 
 
 def dataset_to_json(dataset: Dataset) -> dict[str, Any]:
-    """The dataset as an app/Side-Step dataset JSON document."""
-    samples = [_sample_to_json(s) for s in dataset.samples]
+    """The dataset as an app/Side-Step dataset JSON document (every sample carries its activation tag)."""
+    samples = [_sample_to_json(s, dataset.tag.tag) for s in dataset.samples]
     metadata = {
         "name": dataset.root.name,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -120,13 +133,15 @@ def import_dataset_json(path: Path | str, folder: Path | str, *, overwrite: bool
             read_json_sidecar(json_sidecar_path(sample.audio_path))
     written = [write_json_sidecar(s.audio_path, s.labels, overwrite_fields=overwrite)
                for s in imported.dataset.samples]
-    return ImportReport(written, imported.problems, imported.dataset)
+    return ImportReport(written, imported.problems, imported.dataset, imported.notices)
 
 
-def _sample_to_json(sample: DatasetSample) -> dict[str, Any]:
+def _sample_to_json(sample: DatasetSample, dataset_tag: str) -> dict[str, Any]:
     labels = sample.labels
-    data: dict[str, Any] = {"id": sample_id(sample.relative), "audio_path": str(sample.audio_path),
-                            "filename": sample.audio_path.name, **labels.to_dict(full=True)}
+    location = {"id": sample_id(sample.relative), "audio_path": str(sample.audio_path),
+                "filename": sample.audio_path.name}
+    data: dict[str, Any] = {**location, **labels.to_dict(full=True), **location}  # an extra key never moves it
+    data["custom_tag"] = labels.custom_tag or dataset_tag
     if labels.is_instrumental is None:
         data["is_instrumental"] = labels.lyrics.strip() in ("", INSTRUMENTAL_LYRICS)
     data.setdefault("labeled", bool(labels.caption.strip() or labels.genre.strip()))

@@ -1,12 +1,18 @@
 """Per-song labels: one typed record, strict parsing from JSON-like dicts, and merging by precedence.
 
 Type coercion, decided once for every source (JSON sidecar, CSV cell, dataset JSON, `--set`):
-- `bpm`, `duration`: an int, a float with no fractional part (120.0), or a string holding an integer
-  ("120", " 120 "). Anything else (120.5, "fast", true) is a `LabelError`: we never round silently.
+- `bpm`, `duration`: an int, a float with no fractional part (120.0), or a string holding one ("120",
+  " 120 ", "120.0"). Anything else (120.5, "fast", true) is a `LabelError`: we never round silently.
 - `timesignature`: beats per bar as ACE-Step writes it ("4"). "4/4", "6/8" and the int 4 are accepted and
   stored as the numerator ("4", "6").
-- `language`: one of `LANGUAGES` (case-insensitive); the alias key `vocal_language` is accepted.
-- `is_instrumental`: a bool, or the strings "true"/"false" (CSV, `--set`); null means not known.
+- `bpm`, `duration`, `timesignature`, `keyscale`: "N/A" (how ACE-Step's metas write "unknown") means not given.
+- `language`: an ACE-Step code, or a value `languages.read_language` maps without doubt ("EN", "English";
+  "instrumental" gives language unknown and `is_instrumental` true unless the record says otherwise). Any
+  other value is a `LabelError`, or, when the caller passes a `notes` list, a note there and "unknown":
+  labels made by other tools are read, never dropped, for a language we cannot place. The alias key
+  `vocal_language` is accepted.
+- `is_instrumental`: a bool, or the strings "true"/"false" (also "yes"/"no"/"1"/"0", as Side-Step reads
+  them); null means not known.
 - text fields: a string; null counts as "". Empty strings and nulls mean "not given".
 Unknown keys are kept verbatim in `extra` and written back out.
 """
@@ -18,21 +24,25 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from acetune.data.languages import LANGUAGES, read_language
 from acetune.errors import LabelError
 
-# The 50 vocal-language codes of ACE-Step 1.5, plus "unknown" (model.md §7.2).
-LANGUAGES: tuple[str, ...] = (
-    "ar", "az", "bg", "bn", "ca", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fr", "he", "hi", "hr",
-    "ht", "hu", "id", "is", "it", "ja", "ko", "la", "lt", "ms", "ne", "nl", "no", "pa", "pl", "pt", "ro",
-    "ru", "sa", "sk", "sr", "sv", "sw", "ta", "te", "th", "tl", "tr", "uk", "ur", "vi", "yue", "zh", "unknown",
-)
+__all__ = ["KEY_ALIASES", "LANGUAGES", "PROMPT_OVERRIDES", "TABLE_ALIASES", "SampleLabels", "is_given",
+           "label_conflicts", "merge_labels", "parse_timesignature"]
+
 PROMPT_OVERRIDES: tuple[str, ...] = ("caption", "genre")
 PromptOverride = Literal["caption", "genre"]
 
 _TEXT_FIELDS = ("caption", "lyrics", "genre", "custom_tag")
-KEY_ALIASES = {"vocal_language": "language"}  # alternative key -> field name
+KEY_ALIASES = {"vocal_language": "language"}  # alternative key -> field name, in every source
+# Also accepted as CSV columns and song.txt keys: the names Side-Step's song.txt uses (key, signature,
+# trigger: sidestep_engine/data/sidecar_io.py and preprocess sidecar normalisation in koda-dernet/Side-Step)
+# and the ACE-Step app's CSV column Key (acestep/training/dataset_builder_modules/csv_metadata.py).
+TABLE_ALIASES = {**KEY_ALIASES, "key": "keyscale", "signature": "timesignature", "time_signature": "timesignature",
+                 "trigger": "custom_tag"}
 _TIMESIG = re.compile(r"^\s*(\d+)\s*(?:/\s*(\d+)\s*)?$")
-_INT = re.compile(r"^\s*[+-]?\d+\s*$")
+_WHOLE = re.compile(r"^\s*[+-]?\d+(?:\.0*)?\s*$")  # "120", "120.0"
+_NOT_AVAILABLE = "N/A"
 
 
 @dataclass(frozen=True)
@@ -53,8 +63,10 @@ class SampleLabels:
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys, verbatim
 
     @classmethod
-    def from_dict(cls, data: Any, *, source: Path | str | None = None) -> SampleLabels:
-        """Parse a JSON-like mapping strictly; `source` names the file in every error message."""
+    def from_dict(cls, data: Any, *, source: Path | str | None = None,
+                  notes: list[str] | None = None) -> SampleLabels:
+        """Parse a JSON-like mapping strictly; `source` names the file in every error message. With `notes`,
+        a language value that names no ACE-Step language is noted there and read as "unknown" instead."""
         if not isinstance(data, dict):
             raise LabelError(f"labels must be a JSON object, got {_type_name(data)}", path=source,
                              fix='write the labels as {"caption": "...", "bpm": 120, ...}')
@@ -62,13 +74,18 @@ class SampleLabels:
         known = {f.name for f in fields(cls)} - {"extra"}
         values: dict[str, Any] = {}
         extra: dict[str, Any] = {}
+        said_instrumental = False
         for key, value in data.items():
             if not isinstance(key, str):
                 raise LabelError(f"label keys must be strings, got {key!r}", path=source)
-            if key in known:
+            if key == "language":
+                values[key], said_instrumental = _language(value, key, source, notes)
+            elif key in known:
                 values[key] = _PARSERS[key](value, key, source)
             else:
                 extra[key] = value
+        if said_instrumental and values.get("is_instrumental") is None:
+            values["is_instrumental"] = True
         return cls(**values, extra=extra)
 
     def to_dict(self, *, full: bool = False) -> dict[str, Any]:
@@ -119,8 +136,8 @@ def label_conflicts(base: SampleLabels, overlay: SampleLabels) -> list[str]:
 
 
 def parse_timesignature(value: Any, *, source: Path | str | None = None, key: str = "timesignature") -> str | None:
-    """"4", "4/4", 4 → "4"; "6/8" → "6"; null or "" → None."""
-    if value is None or value == "":
+    """"4", "4/4", 4 → "4"; "6/8" → "6"; null, "" or "N/A" → None."""
+    if _not_given(value):
         return None
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise _wrong_type(key, value, 'a time signature such as "4" or "4/4"', source)
@@ -152,12 +169,17 @@ def _text(value: Any, key: str, source: Path | str | None) -> str:
     return value
 
 
+def _not_given(value: Any) -> bool:
+    """null, "" and "N/A" (the metas' word for unknown) mean "not given" for bpm, duration, key and time."""
+    return value is None or (isinstance(value, str) and value.strip() in ("", _NOT_AVAILABLE))
+
+
 def _optional_text(value: Any, key: str, source: Path | str | None) -> str | None:
-    return _text(value, key, source) or None
+    return None if _not_given(value) else _text(value, key, source) or None
 
 
 def _whole_number(value: Any, key: str, source: Path | str | None) -> int | None:
-    if value is None or value == "":
+    if _not_given(value):
         return None
     if isinstance(value, bool):
         raise _wrong_type(key, value, "a whole number", source)
@@ -165,8 +187,8 @@ def _whole_number(value: Any, key: str, source: Path | str | None) -> int | None
         number = value
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
-    elif isinstance(value, str) and _INT.match(value):
-        number = int(value)
+    elif isinstance(value, str) and _WHOLE.match(value):
+        number = int(float(value))
     else:
         raise _wrong_type(key, value, "a whole number", source, fix=f"write {key} as an integer, e.g. 120")
     if number < 0 or (key == "bpm" and number == 0):
@@ -175,16 +197,23 @@ def _whole_number(value: Any, key: str, source: Path | str | None) -> int | None
     return number
 
 
-def _language(value: Any, key: str, source: Path | str | None) -> str:
-    if value is None or value == "":
-        return "unknown"
+def _language(value: Any, key: str, source: Path | str | None, notes: list[str] | None) -> tuple[str, bool]:
+    """(code, said "instrumental"); a value naming no language raises, or is noted when `notes` is given."""
+    if value is None:
+        return "unknown", False
     if not isinstance(value, str):
         raise _wrong_type(key, value, "a language code", source)
-    code = value.strip().lower()
-    if code not in LANGUAGES:
-        raise LabelError(f"{key} {value!r} is not an ACE-Step language code", path=source,
-                         fix=f"use one of: {' '.join(LANGUAGES)}")
-    return code
+    reading = read_language(value)
+    if not reading.recognised:
+        if notes is None:
+            raise LabelError(f"{key} {value!r} is not an ACE-Step language code", path=source,
+                             fix=f"use one of: {' '.join(LANGUAGES)} (or an English language name)")
+        notes.append(f"{key} {value!r} is not an ACE-Step language code, read as unknown; fix: write a code "
+                     "such as en, de, ja or zh, or an English name such as German")
+    return reading.code, reading.instrumental
+
+
+_TRUE_WORDS, _FALSE_WORDS = ("true", "yes", "1"), ("false", "no", "0")
 
 
 def _bool(value: Any, key: str, source: Path | str | None) -> bool | None:
@@ -192,8 +221,9 @@ def _bool(value: Any, key: str, source: Path | str | None) -> bool | None:
         return None
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in _TRUE_WORDS or word in _FALSE_WORDS:
+        return word in _TRUE_WORDS
     raise _wrong_type(key, value, "true or false", source)
 
 
@@ -215,7 +245,6 @@ _PARSERS = {
     "bpm": _whole_number,
     "duration": _whole_number,
     "timesignature": _timesig,
-    "language": _language,
     "is_instrumental": _bool,
     "prompt_override": _prompt_override,
 }

@@ -1,4 +1,8 @@
-"""Check a cache before training on it: tensors, lengths, padding cost of batching, fingerprint."""
+"""Check a cache before training on it: tensors, lengths, padding cost of batching, fingerprint, captions.
+
+A sample whose `# Caption` text was made without a caption or genre (it trains on the activation tag and the
+metas alone) is a warning, not a problem: the cache is still usable. It is read from the caption and tag
+preprocess stores in each sample's index metadata; caches without them are not checked for it."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import torch
 
 from acetune.audio import LATENT_FRAMES_PER_SECOND
 from acetune.data.cache import CacheReader
+from acetune.data.findings import shown_caption
 from acetune.data.fingerprint import bundle_fingerprint, read_fingerprint
 from acetune.errors import CacheError
 from acetune.model.bundle import resolve_bundle
@@ -31,6 +36,7 @@ class ValidationReport:
     folder: Path
     samples: int
     problems: list[str] = field(default_factory=list)  # "<sample id>: what is wrong"
+    warnings: list[str] = field(default_factory=list)  # "<sample id>: what to look at" (does not fail `ok`)
     latent: LengthStats | None = None
     condition: LengthStats | None = None
     dtypes: dict[str, str] = field(default_factory=dict)
@@ -76,6 +82,9 @@ def validate_cache(folder: str | Path, *, batch_size: int = 4, checkpoint_dir: s
             report.problems.append(f"{entry.id}: {err.what}")
             continue
         report.problems.extend(f"{entry.id}: {p}" for p in _check_sample(entry, tensors))
+        if _uncaptioned(entry.metadata):
+            report.warnings.append(f"{entry.id}: no caption or genre: trained on "
+                                   f"{shown_caption(entry.metadata['caption'])} and the metas alone")
         for name, tensor in tensors.items():
             report.dtypes.setdefault(name, str(tensor.dtype).removeprefix("torch."))
         latent_lengths.append(entry.latent_length)
@@ -89,6 +98,15 @@ def validate_cache(folder: str | Path, *, batch_size: int = 4, checkpoint_dir: s
         now = bundle_fingerprint(bundle, fingerprint.options)
         report.fingerprint_differences = fingerprint.differences(now, include_options=False)
     return report
+
+
+def _uncaptioned(metadata: dict) -> bool:
+    """Whether the stored `# Caption` text is only the tag (or empty): apply_tag gives the bare tag exactly
+    when the caption/genre text is empty; with tag position "replace" the caption is dropped on purpose."""
+    caption = metadata.get("caption")
+    if not isinstance(caption, str) or metadata.get("tag_position") == "replace":
+        return False
+    return caption.strip() in ("", str(metadata.get("tag") or "").strip())
 
 
 def _check_sample(entry, tensors: dict[str, torch.Tensor]) -> list[str]:

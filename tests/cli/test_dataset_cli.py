@@ -189,3 +189,65 @@ def test_show_prints_the_prompt_the_cache_is_made_from(tmp_path, capsys):
     write_audio(tmp_path / "song.wav", synthesize_song(seed=0, duration_s=3.0, bpm=120, key="C major"), 48000)
     assert main(["dataset", "show", str(tmp_path), "song.wav"]) == 0
     assert "- duration: 3 seconds\n" in capsys.readouterr().out  # from the file, as preprocess writes it
+
+
+def _peer_songs(root: Path) -> Path:
+    """Side-Step song.txt files, an ACE-Step app CSV (semicolons, File, extra columns), an ace-lora-trainer
+    CSV, sidecars saying "instrumental" and "English", and one song with no caption at all."""
+    for name in ("side/one.wav", "side/plain.wav", "app/a.wav", "app/b.wav", "alt/x.wav", "inst.wav", "en.wav",
+                 "bare.wav"):
+        _touch(root / name)
+    _touch(root / "side" / "one.txt", "caption: dusty boom bap\ngenre: hip hop\nbpm: 92\nkey: A minor\n"
+                                      "signature: 4\nlyrics:\n[Verse 1]\nLove: it hurts\n")
+    _touch(root / "side" / "plain.txt", "[Verse 1]\nLove: it hurts\n")
+    _touch(root / "side" / "plain.caption.txt", "folk ballad")
+    _touch(root / "app" / "metadata.csv", "File;BPM;Key;Caption;Mood\na.wav;120;D major;bright synth pop;happy\n"
+                                          "b.wav;96;F# minor;dark trip hop;\n")
+    _touch(root / "alt" / "captions.csv", "filename,path,caption,bpm,keyscale,timesignature,duration,genre,language\n"
+                                          "x.wav,C:\\music\\x.wav,warm jazz trio,104,Bb Major,4,31,jazz,Italian\n")
+    _touch(root / "inst.json", json.dumps({"caption": "ambient pads", "language": "instrumental"}))
+    _touch(root / "en.json", json.dumps({"caption": "anthemic pop", "language": "English"}))
+    _touch(root / "odd.wav")
+    _touch(root / "odd.json", json.dumps({"caption": "chant", "language": "Elvish"}))
+    return root
+
+
+def test_list_reads_peer_tool_labels_and_prints_notices(tmp_path, capsys):
+    root = _peer_songs(tmp_path / "songs")
+    assert main(["dataset", "list", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "9 song(s)" in out and "problem(s)" not in out
+    for text in ("dusty boom bap", "A minor", "folk ballad", "bright synth pop", "F# minor", "warm jazz trio",
+                 "Bb Major", "ambient pads", "anthemic pop"):
+        assert text in out
+    assert "side/one.txt" in out and "app/metadata.csv" in out
+    assert "3 notice(s)" in out
+    assert "column 'Mood' is not a label acetune uses: kept as extra fields" in out
+    assert "language 'Elvish' is not an ACE-Step language code, read as unknown" in out
+    assert "bare.wav: no caption or genre: it would train on an empty caption and the metas alone" in out
+    assert main(["dataset", "show", str(root), "inst.wav"]) == 0
+    shown = capsys.readouterr().out
+    assert 'language: "unknown"' in shown and "is_instrumental: true" in shown
+
+
+def test_list_output_reads_when_piped_and_narrow(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")
+    root = _peer_songs(tmp_path / "songs")
+    assert main(["dataset", "list", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b[" not in out  # no colour codes when not a terminal
+    notice_block = out[out.index("3 notice(s)"):]
+    assert "Elvish" in notice_block.replace("\n", " ") and "bare.wav" in notice_block
+
+
+def test_export_writes_the_trigger_word_into_every_sample(tmp_path, capsys):
+    root = _peer_songs(tmp_path / "songs")
+    _touch(root / "en.json", json.dumps({"caption": "anthemic pop", "custom_tag": "own"}))
+    out = tmp_path / "ds.json"
+    assert main(["dataset", "export", str(root), str(out), "--tag", "zx-style"]) == 0
+    printed = capsys.readouterr().out
+    assert "bare.wav: no caption or genre: it would train on the caption 'zx-style'" in printed
+    samples = {s["filename"]: s for s in json.loads(out.read_text())["samples"]}
+    assert samples["en.wav"]["custom_tag"] == "own"
+    assert {s["custom_tag"] for name, s in samples.items() if name != "en.wav"} == {"zx-style"}
+    assert samples["inst.wav"]["is_instrumental"] is True and samples["x.wav"]["language"] == "it"

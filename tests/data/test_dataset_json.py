@@ -76,6 +76,31 @@ def test_round_trip_keeps_values_and_unknown_keys(app_folder, tmp_path):
     assert sample["id"] == sample_id("songs/a.wav") and len(sample["id"]) == 8
     assert sample["audio_path"] == str((app_folder / "songs" / "a.wav").resolve())
     assert (sample["filename"], sample["rating"], sample["raw_lyrics"]) == ("a.wav", 4, "hi")
+    assert [s["custom_tag"] for s in data["samples"]] == ["zx", "own"]  # the dataset tag unless a song has its own
+
+
+def test_export_writes_the_trigger_word_into_every_sample(tmp_path):
+    _touch(tmp_path / "s" / "a.wav")
+    _touch(tmp_path / "s" / "b.wav")
+    _touch(tmp_path / "s" / "b.json", json.dumps({"caption": "c", "custom_tag": "mine", "filename": "old.wav"}))
+    data = dataset_to_json(scan_dataset(tmp_path / "s", tag=TagConfig("zx-style")).dataset)
+    assert [(s["filename"], s["custom_tag"]) for s in data["samples"]] == [("a.wav", "zx-style"), ("b.wav", "mine")]
+    assert data["metadata"]["custom_tag"] == "zx-style"
+    untagged = dataset_to_json(scan_dataset(tmp_path / "s").dataset)
+    assert [s["custom_tag"] for s in untagged["samples"]] == ["", "mine"]
+
+
+def test_import_reads_the_dataset_tag_in_a_sample_as_the_datasets(tmp_path):
+    _touch(tmp_path / "a.wav")
+    _touch(tmp_path / "b.wav")
+    _touch(tmp_path / "d.json", json.dumps({"metadata": {"custom_tag": "zx"}, "samples": [
+        {"filename": "a.wav", "custom_tag": "zx", "language": "Japanese"},
+        {"filename": "b.wav", "custom_tag": "own", "language": "Elvish"}]}))
+    result = read_dataset_json(tmp_path / "d.json")
+    assert [s.labels.custom_tag for s in result.dataset.samples] == ["", "own"]
+    assert [s.labels.language for s in result.dataset.samples] == ["ja", "unknown"]
+    assert result.problems == [] and len(result.notices) == 1
+    assert result.notices[0].text.startswith("sample 2: language 'Elvish' is not an ACE-Step language code")
 
 
 def test_samples_only_and_bare_list(tmp_path):

@@ -26,12 +26,22 @@ def test_known_keys_are_typed_and_unknown_keys_kept():
 
 
 @pytest.mark.parametrize(("raw", "stored"),
-                         [(120, 120), (120.0, 120), ("120", 120), (" 96 ", 96), (None, None), ("", None)])
+                         [(120, 120), (120.0, 120), ("120", 120), (" 96 ", 96), ("120.0", 120), (None, None),
+                          ("", None), ("N/A", None)])
 def test_bpm_accepts_whole_numbers_only(raw, stored):
     assert SampleLabels.from_dict({"bpm": raw}).bpm == stored
 
 
-@pytest.mark.parametrize("raw", [120.5, "fast", "120.5", True, [120], 0, -3])
+def test_not_available_means_not_given_for_metas_only():
+    labels = SampleLabels.from_dict({"keyscale": "N/A", "timesignature": " N/A", "duration": "N/A", "caption": "N/A"})
+    assert (labels.keyscale, labels.timesignature, labels.duration, labels.caption) == (None, None, None, "N/A")
+
+
+def test_table_aliases_are_not_json_keys():
+    assert SampleLabels.from_dict({"key": "C major"}).extra == {"key": "C major"}  # only CSV / song.txt map it
+
+
+@pytest.mark.parametrize("raw", [120.5, "fast", "120.5", "1e2", True, [120], 0, -3])
 def test_bpm_rejects_anything_else_naming_file_and_key(raw):
     with pytest.raises(LabelError) as err:
         SampleLabels.from_dict({"bpm": raw}, source=SRC)
@@ -68,10 +78,13 @@ def test_language_codes_and_alias():
         SampleLabels.from_dict({"language": "ja", "vocal_language": "en"}, source=SRC)
     with pytest.raises(LabelError, match="not an ACE-Step language code"):
         SampleLabels.from_dict({"language": "klingon"}, source=SRC)
+    assert SampleLabels.from_dict({"language": "German"}).language == "de"  # more in test_languages.py
 
 
 def test_is_instrumental_and_prompt_override():
     assert SampleLabels.from_dict({"is_instrumental": "true"}).is_instrumental is True
+    assert [SampleLabels.from_dict({"is_instrumental": v}).is_instrumental for v in ("Yes", "no", "1", "0")] == \
+        [True, False, True, False]  # as Side-Step's song.txt reader takes them
     assert SampleLabels.from_dict({"is_instrumental": None}).is_instrumental is None
     with pytest.raises(LabelError, match="is_instrumental"):
         SampleLabels.from_dict({"is_instrumental": 1}, source=SRC)

@@ -241,10 +241,14 @@ def test_preprocess_then_validate_from_the_cli(songs, tiny_bundle, tmp_path, cap
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "broken.wav" in printed and "4 samples" in printed
+    assert "2 notice(s)" in printed  # c_rock.mp3 and d_jazz.ogg have no caption: still cached, and listed
+    assert "c_rock.mp3" in printed and "d_jazz.ogg" in printed and "'zz-style'" in printed
     assert read_index(out)[0].metadata["caption"].startswith("zz-style")
     assert main(["dataset", "validate", str(out), "--checkpoint-dir", str(tiny_bundle)]) == 0
     report = capsys.readouterr().out
     assert "fingerprint: matches" in report and "length buckets" in report
+    assert "warning c_rock.mp3: no caption or genre: trained on the caption 'zz-style'" in report
+    assert "a_pop.wav: no caption" not in report and report.rstrip().endswith("ok")
     other = tmp_path / "cp2"
     shutil.copytree(tiny_bundle, other)
     (other / "acestep-v15-turbo" / "silence_latent.pt").write_bytes(

@@ -1,4 +1,4 @@
-"""Label files beside the audio: song.json, caption/lyrics .txt, label CSVs, and atomic merged writes."""
+"""Label files beside the audio: song.json, song.txt, caption/lyrics .txt, and atomic merged writes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from acetune.data.labels import SampleLabels
 from acetune.data.sidecars import (
     read_json_sidecar,
-    read_label_csv,
+    read_song_txt,
     read_text_sidecars,
     replace_json_sidecar,
     sidecar_conflicts,
@@ -53,35 +53,32 @@ def test_text_sidecars(tmp_path):
     assert read_text_sidecars(tmp_path / "other.wav") == (SampleLabels(), ())
 
 
-def test_label_csv_rows_aliases_and_multiline_cells(tmp_path):
-    path = _write(tmp_path / "labels.csv",
-                  'Filename,caption,key,bpm,lyrics\na.wav,one,C major,120,"la\nla"\n\nb.flac,two,,,\n')
-    rows = read_label_csv(path)
-    assert [(r.filename, r.line) for r in rows] == [("a.wav", 2), ("b.flac", 5)]
-    assert rows[0].labels() == SampleLabels(caption="one", keyscale="C major", bpm=120, lyrics="la\nla")
-    assert rows[1].values == {"caption": "two"}
+def test_json_sidecar_language_values_of_other_tools(tmp_path):
+    english = _write(tmp_path / "a.json", json.dumps({"caption": "c", "language": "English"}))
+    assert read_json_sidecar(english).language == "en"
+    none = _write(tmp_path / "b.json", json.dumps({"language": "instrumental", "lyrics": ""}))
+    assert (read_json_sidecar(none).language, read_json_sidecar(none).is_instrumental) == ("unknown", True)
+    odd = _write(tmp_path / "c.json", json.dumps({"caption": "c", "language": "Klingon"}))
+    with pytest.raises(LabelError, match="'Klingon' is not an ACE-Step language code"):
+        read_json_sidecar(odd)  # strict without a notes list (what `dataset edit` uses)
+    notes: list[str] = []
+    assert read_json_sidecar(odd, notes) == SampleLabels(caption="c")
+    assert len(notes) == 1 and "'Klingon'" in notes[0] and "read as unknown" in notes[0]
 
 
-def test_label_csv_unknown_columns(tmp_path):
-    path = _write(tmp_path / "labels.csv", "filename,caption,rating,mood\na.wav,x,5,dark\n")
-    with pytest.raises(LabelError) as err:
-        read_label_csv(path)
-    text = str(err.value)
-    assert str(path) in text and "'rating'" in text and "'mood'" in text and "timesignature" in text
-
-
-def test_label_csv_duplicate_rows(tmp_path):
-    path = _write(tmp_path / "labels.csv", "filename,caption\na.wav,x\nb.wav,y\na.wav,z\n")
-    with pytest.raises(LabelError, match=r"'a.wav' is labelled twice, in rows 2 and 4") as err:
-        read_label_csv(path)
-    assert str(path) in str(err.value)
-
-
-def test_label_csv_needs_filename_column_and_one_keyscale(tmp_path):
-    with pytest.raises(LabelError, match="no filename column"):
-        read_label_csv(_write(tmp_path / "a.csv", "caption\nx\n"))
-    with pytest.raises(LabelError, match="keyscale more than once"):
-        read_label_csv(_write(tmp_path / "b.csv", "filename,key,keyscale\na.wav,C major,C major\n"))
+def test_song_txt_side_step_and_plain_lyrics(tmp_path):
+    side_step = _write(tmp_path / "a.txt", "\ufeffcaption: warm tape hiss\r\ngenre: lo-fi\r\nbpm: 84\r\n"
+                                          "key: D minor\r\nsignature: 3/4\r\nrepeat: 2\r\nlyrics:\r\n"
+                                          "[Verse 1]\r\nLove: it hurts\r\n")
+    assert read_song_txt(side_step) == SampleLabels(caption="warm tape hiss", genre="lo-fi", bpm=84,
+                                                    keyscale="D minor", timesignature="3",
+                                                    lyrics="[Verse 1]\nLove: it hurts", extra={"repeat": "2"})
+    plain = _write(tmp_path / "b.txt", "[Verse 1]\nLove: it hurts\n\n[Chorus]\nla la\n")
+    assert read_song_txt(plain) == SampleLabels(lyrics="[Verse 1]\nLove: it hurts\n\n[Chorus]\nla la")
+    bad = _write(tmp_path / "c.txt", "caption: x\nbpm: quick\nlyrics:\n")
+    with pytest.raises(LabelError, match="bpm must be a whole number") as err:
+        read_song_txt(bad)
+    assert str(bad) in str(err.value)
 
 
 def test_write_merges_and_keeps_user_values(tmp_path):

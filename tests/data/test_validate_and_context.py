@@ -11,13 +11,14 @@ from acetune.data.validate import padding_efficiency, validate_cache
 from acetune.model import build_tiny_model
 
 
-def make_cache(folder, lengths, *, poison: int | None = None):
+def make_cache(folder, lengths, *, poison: int | None = None, metadata: list[dict] | None = None):
     writer = CacheWriter(folder, [])
     for i, frames in enumerate(lengths):
         latents = torch.randn(frames, 8)
         if i == poison:
             latents[3, 2] = float("nan")
-        writer.add(CacheEntry(f"s{i}.wav", "", f"h{i}", frames, 6), {
+        meta = metadata[i] if metadata else {}
+        writer.add(CacheEntry(f"s{i}.wav", "", f"h{i}", frames, 6, metadata=meta), {
             "target_latents": latents, "encoder_hidden_states": torch.randn(6, 16)})
     writer.close()
     write_fingerprint(folder, Fingerprint("turbo", "a" * 64, "b" * 64, "c" * 64, "d" * 64, {}))
@@ -37,6 +38,19 @@ def test_nan_and_length_mismatch_are_problems(tmp_path):
     report = validate_cache(tmp_path)
     assert not report.ok
     assert report.problems == ["s1.wav: target_latents holds NaN or Inf values"]
+
+
+def test_songs_cached_without_a_caption_are_warnings(tmp_path):
+    metadata = [{"caption": "zx, soft piano", "tag": "zx", "tag_position": "prepend"},
+                {"caption": "zx", "tag": "zx", "tag_position": "prepend"},  # no caption: only the tag
+                {"caption": "", "tag": "", "tag_position": "prepend"},
+                {"caption": "zx", "tag": "zx", "tag_position": "replace"},  # captions dropped on purpose
+                {}]  # a cache without caption metadata: not checked
+    make_cache(tmp_path, [10] * 5, metadata=metadata)
+    report = validate_cache(tmp_path)
+    assert report.ok and report.problems == []
+    assert report.warnings == ["s1.wav: no caption or genre: trained on the caption 'zx' and the metas alone",
+                               "s2.wav: no caption or genre: trained on an empty caption and the metas alone"]
 
 
 def test_padding_efficiency_prefers_buckets():

@@ -105,7 +105,11 @@ def analyze_dataset(dataset: Dataset, *, overwrite: bool = False) -> Iterator[Ev
                         if is_given(k, v) and (overwrite or not is_given(k, getattr(sample.labels, k))))
         if written:
             update = SampleLabels(**{k: estimates[k] for k in written})
-            write_json_sidecar(sample.audio_path, update, overwrite_fields=True)
+            try:
+                write_json_sidecar(sample.audio_path, update, overwrite_fields=True)
+            except LabelError as err:  # a value we cannot write back unchanged: leave the user's file alone
+                yield Skipped(sample.audio_path, f"not written: {err}")
+                continue
         analyzed += 1
         yield Analyzed(sample.audio_path, estimates, written)
         yield Progressed(done, len(dataset.samples), sample.relative)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from acetune.cli.song_list import print_song_list
 from acetune.data.captions import TAG_POSITIONS, TagConfig, select_caption
 from acetune.data.labels import KEY_ALIASES, SampleLabels
 from acetune.data.sidecars import json_sidecar_path, read_json_sidecar, replace_json_sidecar
@@ -46,15 +46,6 @@ def _print_listed(console: Console, heading: str, rows: list[tuple[Path, str]]) 
             console.print(f"  [yellow]{escape(str(path))}[/]: {escape(text)}")
 
 
-def _na(value: object) -> str:
-    return "" if value is None or value == "" else str(value)
-
-
-def _short(text: str, limit: int = 60) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 @app.command("list")
 def list_(folder: Path = _DIR) -> None:
     """A table of the songs and their labels; songs whose labels are broken are listed after it."""
@@ -63,15 +54,8 @@ def list_(folder: Path = _DIR) -> None:
     result = scan_dataset(folder)
     root = result.dataset.root
     console = _console()
-    table = Table("file", "caption", "genre", "bpm", "key", "time sig.", "duration", "label sources")
-    for s in result.dataset.samples:
-        labels = s.labels
-        sources = ", ".join(p.relative_to(root).as_posix() for p in s.label_sources) or "-"
-        duration = f"{labels.duration} s" if labels.duration is not None else ""
-        table.add_row(escape(s.relative), escape(_short(labels.caption)), escape(labels.genre), _na(labels.bpm),
-                      escape(_na(labels.keyscale)), _na(labels.timesignature), duration, escape(sources))
-    console.print(table)
-    console.print(f"{len(result.dataset.samples)} song(s) in {root}")
+    print_song_list(console, result.dataset.samples)
+    console.print(f"{len(result.dataset.samples)} song(s) in {escape(str(root))}")
     _print_problems(console, result.problems)
     _print_notices(console, result.notices + result.dataset.uncaptioned())
 

@@ -111,7 +111,7 @@ def _train(session: Session, control: Control, progress: Progress, tracker: Best
     counters = Counters()
     scaler = torch.amp.GradScaler(enabled=session.compute_dtype == torch.float16)
     autocast = mixed_precision(session.device, session.compute_dtype)
-    while progress.epoch < config.loop.epochs and progress.step < plan.total_steps:
+    while progress.epoch < config.loop.epochs:
         coverage = Coverage.from_state(progress.coverage_at_epoch_start)
         global_batch = config.data.batch_size * session.dist.world_size
         batches = plan_epoch(session.lengths, session.train_indices, epoch=progress.epoch, seed=config.loop.seed,
@@ -119,6 +119,12 @@ def _train(session: Session, control: Control, progress: Progress, tracker: Best
                              bucketing=config.data.bucketing, coverage=coverage, repeats=config.data.repeats)
         if session.dist.enabled:
             batches = [batch for batch in batches if len(batch) == global_batch]
+        if progress.batches_done > len(batches):
+            raise TrainingError(f"the checkpoint is {progress.batches_done} batches into an epoch of "
+                                f"{len(batches)}: the data changed since it was saved",
+                                fix="resume on the cache the run was made with, or start a new run")
+        if progress.step >= plan.total_steps and progress.batches_done < len(batches):
+            break  # the plan ended mid-epoch (max_steps): no step is left, and no epoch end either
         finished = False
         for position in range(progress.batches_done, len(batches)):
             epoch_end = position + 1 == len(batches)

@@ -72,10 +72,32 @@ def progress_state(session, progress: Progress, tracker: BestTracker, ema: EMA |
         "scheduler": {k: v for k, v in session.scheduler.state_dict().items() if k != "lr_lambdas"},
         "adapter_kind": session.config.adapter.kind.value,
         "cache_fingerprint": session.cache_fingerprint.to_json(),
+        "samples": cache_samples(session.reader),
         "config": config,
         "tensors": flatten(heavy, tensors),
     }
     return state, tensors
+
+
+def cache_samples(reader) -> dict[str, str]:
+    """What the run's plan was made from: each sample's id and the hash of what it was encoded from."""
+    return {entry.id: entry.input_hash for entry in reader.entries}
+
+
+def check_same_samples(saved: dict[str, str] | None, reader, folder: Path) -> None:
+    """A cache whose songs changed since the checkpoint cannot continue its plan (epoch order, crops)."""
+    if saved is None:  # checkpoints written before acetune recorded the samples
+        return
+    now = cache_samples(reader)
+    gone = sorted(set(saved) - set(now))
+    new = sorted(set(now) - set(saved))
+    changed = sorted(k for k in set(saved) & set(now) if saved[k] != now[k])
+    if gone or new or changed:
+        parts = [f"{len(items)} {what} ({', '.join(items[:3])}{', ...' if len(items) > 3 else ''})"
+                 for what, items in (("removed", gone), ("added", new), ("re-encoded", changed)) if items]
+        raise ResumeError(f"the cache changed since this checkpoint: {'; '.join(parts)}", path=folder,
+                          fix="resume on the cache as it was (run `acetune preprocess` on the same songs), or start a "
+                              "new run with another --out on the changed cache")
 
 
 def check_resumable(saved_config: dict, config, folder: Path) -> None:
@@ -98,6 +120,7 @@ def load_progress(folder: Path, session, generator: torch.Generator, ema: EMA | 
                           f"{session.config.adapter.kind.value}", path=folder,
                           fix="use the same --adapter-kind as the run you resume")
     check_resumable(state["config"], session.config, Path(folder))
+    check_same_samples(state.get("samples"), session.reader, Path(folder))
     heavy = unflatten(state["tensors"], tensors)
     load_trainable_state(session, heavy["adapter"])
     load_optimizer_state(session, heavy["optimizer"])

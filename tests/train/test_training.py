@@ -115,7 +115,7 @@ def test_non_finite_loss_halts_with_a_checkpoint(train_cache, tiny_bundle, tmp_p
 def test_bad_inputs_fail_before_training(train_cache, tiny_bundle, tmp_path):
     from acetune.model.tiny_bundle import write_tiny_bundle
 
-    with pytest.raises(ConfigError, match="longer than every sample"):
+    with pytest.raises(ConfigError, match="longer than every song"):
         events_of(make_config(train_cache, tiny_bundle, tmp_path / "r1", data=dict(crop_frames=5000)))
     with pytest.raises(ConfigError, match="bitsandbytes"):
         from acetune.config import OptimizerKind

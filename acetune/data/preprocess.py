@@ -284,8 +284,8 @@ def _features(plan, config, vae, text_encoder, silence, counts):
         counts["failed"] += 1
         yield Skipped(plan.sample.audio_path, err.what)
         return None
-    if audio.note:
-        yield Warned("audio", f"{plan.sample.audio_path}: {audio.note}")
+    for note in audio.notes:
+        yield Warned("audio", f"{plan.sample.audio_path}: {note}")
     features = encode_audio_and_text(
         audio.waveform, plan.prompt, plan.lyric_text, vae=vae, text_encoder=text_encoder, silence_latent=silence,
         generator=sample_generator(config.seed, plan.id), sample_latents=config.latent_mode == "sample",

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     # the Hugging Face libraries' own per-file bars would interleave with ours (a user's setting wins)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # a command's `typer.Exit(n)` comes back as n
     except AcetuneError as err:
         Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {err}", highlight=False, markup=True)
         return 2
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             err.show()
             return err.exit_code
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

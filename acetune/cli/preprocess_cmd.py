@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from acetune.cli.progress import render
+from acetune.cli.exit_codes import PARTIAL
+from acetune.cli.progress import printable, render
 from acetune.data.dataset import TagConfig, scan_dataset
 from acetune.data.preprocess import PreprocessConfig, preprocess
 from acetune.errors import CacheError
@@ -55,12 +56,14 @@ def preprocess_command(
     if problems:
         table = Table("file", "problem", title=f"{len(problems)} file(s) not used")
         for path, reason in problems:
-            table.add_row(str(path), reason)
+            table.add_row(printable(path), printable(reason))
         console.print(table)
     summary = finished.summary if finished else {}
-    console.print(f"cache [bold]{out}[/]: {summary.get('cached', 0)} samples "
+    console.print(f"cache [bold]{printable(out)}[/]: {summary.get('cached', 0)} samples "
                   f"({summary.get('computed', 0)} computed, {summary.get('reused', 0)} reused, "
                   f"{summary.get('removed', 0)} removed, {summary.get('failed', 0)} failed)")
     if not summary.get("cached"):
         raise CacheError("no usable samples: every file failed or the folder has no audio", path=audio_dir,
                          fix="see the list above; fix or remove the files and run again")
+    if problems:  # the cache is usable, but the user should know it lacks these files
+        raise typer.Exit(PARTIAL)

@@ -41,9 +41,9 @@ REENCODE_FIX = "re-export the file as .wav or .flac (e.g. `ffmpeg -i IN OUT.flac
 SOUNDFILE_ERRORS: tuple[type[Exception], ...] = (sf.SoundFileError, RuntimeError)
 # Every PyAV decode/demux failure (InvalidDataError, EOFError, ...) derives from FFmpegError.
 _PYAV_ERRORS: tuple[type[Exception], ...] = (av.error.FFmpegError,)
-# FFmpeg's demuxers for the containers of AUDIO_EXTENSIONS (.opus is Ogg; .m4a is MP4). A file named
-# with the wrong one of these (an .m4a saved as .mp3) still decodes correctly.
-TRUSTED_DEMUXERS = frozenset({"wav", "flac", "mp3", "ogg", "aac", "mov,mp4,m4a,3gp,3g2,mj2"})
+# FFmpeg's demuxers for the containers of AUDIO_EXTENSIONS (.opus is Ogg, sometimes WebM; .m4a is MP4). A file
+# named with the wrong one of these (an .m4a saved as .mp3) still decodes correctly.
+TRUSTED_DEMUXERS = frozenset({"wav", "flac", "mp3", "ogg", "aac", "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
 # libsndfile's RIFF/WAVE formats: it counts frames from the file size, so the header's count is read apart.
 _RIFF_FORMATS = frozenset({"WAV", "WAVEX"})
 # bytes per sample of libsndfile's PCM/float subtypes (compressed WAV subtypes have no fixed block size)

@@ -208,3 +208,11 @@ def test_folder_is_not_an_audio_file(tmp_path):
     folder.mkdir()
     with pytest.raises(AudioError, match="a folder, not an audio file"):
         decode_audio(folder)
+
+
+def test_a_real_container_under_another_audio_extension_still_decodes(tmp_path, song):
+    """Only guesses are refused: an MP4 (AAC) file saved as .mp3 is recognised by its header and read."""
+    real = write_audio(tmp_path / "song.m4a", song, SR)
+    renamed = tmp_path / "song.mp3"
+    renamed.write_bytes(real.read_bytes())
+    np.testing.assert_array_equal(decode_audio(renamed)[0], decode_audio(real)[0])

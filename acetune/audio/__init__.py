@@ -6,6 +6,7 @@ optional extra and is imported only when analysis runs.
 
 from acetune.audio.analysis import AudioAnalysis, analyze_audio, estimate_key
 from acetune.audio.decode import AudioInfo, decode_audio, probe_audio
+from acetune.audio.files import file_problem, open_regular_file
 from acetune.audio.formats import AUDIO_EXTENSIONS, LATENT_FRAMES_PER_SECOND, SAMPLES_PER_LATENT_FRAME, TARGET_SAMPLE_RATE
 from acetune.audio.prepare import (
     Normalization,
@@ -35,10 +36,12 @@ __all__ = [
     "analyze_audio",
     "decode_audio",
     "estimate_key",
+    "file_problem",
     "is_silent",
     "load_audio",
     "noise",
     "normalize",
+    "open_regular_file",
     "probe_audio",
     "resample",
     "sine",

@@ -2,20 +2,25 @@
 
 The order (decode, stereo, resample, truncate, normalize) and the channel rule follow the shared
 training spec §1.2. Nothing here clamps to [-1, 1]: training preprocessing feeds the VAE unclamped.
+`load_audio` streams: it decodes and resamples block by block and stops once `max_duration_s` is
+kept, so a one-hour file costs no more memory than a four-minute one. soxr's streaming resampler
+gives the same samples as its one-shot `resample` (checked in tests/audio/test_audio_stream.py).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
 import soxr
 
-from acetune.audio.decode import decode_audio
+from acetune.audio.decode import checked_path, no_samples, truncation_note
 from acetune.audio.formats import TARGET_SAMPLE_RATE
+from acetune.audio.reader import BLOCK_FRAMES, Blocks, StreamInfo, stream_audio
 
 Normalization = Literal["none", "peak", "lufs"]
 NORMALIZATIONS: tuple[str, ...] = get_args(Normalization)
@@ -23,6 +28,8 @@ NORMALIZATIONS: tuple[str, ...] = get_args(Normalization)
 SILENCE_THRESHOLD = 1e-6
 # BS.1770 integrates over 400 ms gating blocks; shorter audio has no loudness to measure.
 _LOUDNESS_BLOCK_S = 0.4
+# Read past the kept part in the first block, so the resampler's look-ahead (a few ms for soxr HQ) is there too.
+_LOOKAHEAD_S = 1.0
 # pyloudnorm's meter knows channel weights for at most five channels (L, R, C, Ls, Rs).
 _LOUDNESS_MAX_CHANNELS = 5
 
@@ -38,7 +45,16 @@ class NormalizeResult:
 class PreparedAudio:
     waveform: np.ndarray  # [2, S] float32 at sample_rate
     sample_rate: int
-    source_duration_s: float  # whole file, before truncation
+    source_duration_s: float  # whole file, before truncation (the header's length when not read to the end)
+    truncated: bool  # the file holds more than max_duration_s
+    notes: tuple[str, ...] = ()  # what the user should hear about: a cut-short file, a skipped normalisation
+
+
+@dataclass(frozen=True)
+class _Kept:
+    waveform: np.ndarray  # [2, S] float32 at the target rate
+    source_frames: int  # at the file's own rate
+    source_rate: int
     truncated: bool
     note: str | None
 
@@ -68,11 +84,17 @@ def resample(x: np.ndarray, from_rate: int, to_rate: int = TARGET_SAMPLE_RATE) -
 def truncate(x: np.ndarray, sample_rate: int, max_duration_s: float | None) -> np.ndarray:
     """Keep the first `max_duration_s` seconds; None or 0 means no limit."""
     _check_waveform(x)
+    limit = max_samples(sample_rate, max_duration_s)
+    return x if limit is None else x[:, :limit]
+
+
+def max_samples(sample_rate: int, max_duration_s: float | None) -> int | None:
+    """How many samples `max_duration_s` keeps at `sample_rate`; None (no limit) for None or 0."""
     if max_duration_s is None or max_duration_s == 0:
-        return x
+        return None
     if max_duration_s < 0:
         raise ValueError(f"max_duration_s must be >= 0 (0 = no limit), got {max_duration_s}")
-    return x[:, : int(round(max_duration_s * sample_rate))]
+    return int(round(max_duration_s * sample_rate))
 
 
 def is_silent(x: np.ndarray, threshold: float = SILENCE_THRESHOLD) -> bool:
@@ -113,21 +135,92 @@ def load_audio(
     max_duration_s: float | None = 240.0,
     normalize: Normalization = "none",
 ) -> PreparedAudio:
-    """decode -> stereo -> resample -> truncate (start kept) -> normalize; raises AudioError for bad files."""
+    """decode -> stereo -> resample -> truncate (start kept) -> normalize; raises AudioError for bad files.
+
+    Streamed: only the kept start of the file is decoded and resampled (see the module docstring).
+    """
     if normalize not in NORMALIZATIONS:  # fail before the (slow) decode
         raise ValueError(f"unknown normalization {normalize!r}; choose one of {', '.join(NORMALIZATIONS)}")
-    decoded, native_rate = decode_audio(path)
-    source_duration_s = decoded.shape[1] / native_rate
-    stereo = resample(to_stereo(decoded), native_rate, sample_rate)
-    kept = truncate(stereo, sample_rate, max_duration_s)
-    result = _apply_normalization(kept, sample_rate, normalize, peak_dbfs=-1.0, target_lufs=-14.0)
+    path = checked_path(path)
+    limit = max_samples(sample_rate, max_duration_s)
+    kept = stream_audio(path, partial(_keep_start, path=path, sample_rate=sample_rate, limit=limit),
+                        first_block_s=None if limit is None else limit / sample_rate + _LOOKAHEAD_S)
+    result = _apply_normalization(kept.waveform, sample_rate, normalize, peak_dbfs=-1.0, target_lufs=-14.0)
     return PreparedAudio(
         waveform=np.ascontiguousarray(result.waveform, dtype=np.float32),
         sample_rate=sample_rate,
-        source_duration_s=source_duration_s,
-        truncated=kept.shape[1] < stereo.shape[1],
-        note=result.note,
+        source_duration_s=kept.source_frames / kept.source_rate,
+        truncated=kept.truncated,
+        notes=tuple(note for note in (kept.note, result.note) if note),
     )
+
+
+def _keep_start(info: StreamInfo, blocks: Blocks, *, path: Path, sample_rate: int, limit: int | None) -> _Kept:
+    """Blocks -> stereo -> resampled, until `limit` samples are kept or the file ends."""
+    stream = None if info.sample_rate == sample_rate else soxr.ResampleStream(
+        info.sample_rate, sample_rate, 2, dtype="float32", quality="HQ")
+    out = _Output(limit)
+    blocks = _sliced(blocks)
+    read = 0
+    for block in blocks:
+        read += block.shape[1]
+        out.add(_resample_chunk(stream, to_stereo(block), last=False))
+        if out.full:
+            break
+    rest = next(blocks, None) if out.full else None
+    if rest is not None:  # stopped early: the length comes from the header, else from decoding the rest
+        source_frames = info.header_frames or read + rest.shape[1] + sum(b.shape[1] for b in blocks)
+    else:  # read to the end: what is still inside the resampler is flushed, as a one-shot call does
+        source_frames = read
+        if stream is not None:
+            out.add(_resample_chunk(stream, np.zeros((2, 0), dtype=np.float32), last=True))
+    if read == 0:
+        raise no_samples(path)
+    note = truncation_note(info, read) if rest is None else None
+    waveform = out.waveform()
+    return _Kept(waveform, source_frames, info.sample_rate, rest is not None or waveform.shape[1] < out.seen, note)
+
+
+def _sliced(blocks: Blocks) -> Blocks:
+    """Decoder blocks cut into views of at most BLOCK_FRAMES, so each resampler call stays small."""
+    for block in blocks:
+        for start in range(0, block.shape[1], BLOCK_FRAMES):
+            yield block[:, start:start + BLOCK_FRAMES]
+
+
+def _resample_chunk(stream: soxr.ResampleStream | None, x: np.ndarray, *, last: bool) -> np.ndarray:
+    if stream is None:
+        return x
+    out = stream.resample_chunk(np.ascontiguousarray(x.T, dtype=np.float32), last=last)  # soxr wants [S, C]
+    return out.T
+
+
+class _Output:
+    """Resampled pieces, up to `limit` samples, gathered into one array (preallocated when the limit is known)."""
+
+    def __init__(self, limit: int | None):
+        self.limit = limit
+        self.seen = 0  # samples offered, including any past the limit
+        self._array = None if limit is None else np.empty((2, limit), dtype=np.float32)  # pages commit on write
+        self._pieces: list[np.ndarray] = []
+
+    @property
+    def full(self) -> bool:
+        return self.limit is not None and self.seen >= self.limit
+
+    def add(self, piece: np.ndarray) -> None:
+        if self._array is None:
+            self._pieces.append(piece)
+        else:
+            start = min(self.seen, self._array.shape[1])
+            take = min(piece.shape[1], self._array.shape[1] - start)
+            self._array[:, start:start + take] = piece[:, :take]
+        self.seen += piece.shape[1]
+
+    def waveform(self) -> np.ndarray:
+        if self._array is not None:
+            return np.ascontiguousarray(self._array[:, :min(self.seen, self._array.shape[1])])
+        return np.concatenate(self._pieces, axis=1) if self._pieces else np.zeros((2, 0), dtype=np.float32)
 
 
 def _normalize_peak(x: np.ndarray, peak_dbfs: float) -> NormalizeResult:

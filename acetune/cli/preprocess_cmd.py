@@ -6,9 +6,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from acetune.cli.exit_codes import PARTIAL
+from acetune.cli.progress import printable, render
 from acetune.config.schema import Precision
 
 
@@ -35,7 +36,6 @@ def preprocess_command(
     """Decode, encode and cache every song once; reruns only redo new or changed songs."""
     import dataclasses
 
-    from acetune.cli.progress import render
     from acetune.data.dataset import TagConfig, scan_dataset
     from acetune.data.preprocess import PreprocessConfig, preprocess
     from acetune.errors import CacheError
@@ -61,7 +61,7 @@ def preprocess_command(
     if problems:
         table = Table("file", "problem", title=f"{len(problems)} file(s) not used")
         for path, reason in problems:
-            table.add_row(escape(str(path)), escape(reason))
+            table.add_row(printable(path), printable(reason))
         console.print(table)
     not_used = {s.path for s in skipped}
     notices = [n for n in scan.notices + dataset.uncaptioned() if n.path not in not_used]
@@ -70,12 +70,14 @@ def preprocess_command(
         table.columns[0].overflow = "fold"
         for notice in notices:
             shown = notice.path.relative_to(dataset.root) if notice.path.is_relative_to(dataset.root) else notice.path
-            table.add_row(escape(str(shown)), escape(notice.text))
+            table.add_row(printable(shown), printable(notice.text))
         console.print(table)
     summary = finished.summary if finished else {}
-    console.print(f"cache [bold]{escape(str(out))}[/]: {summary.get('cached', 0)} samples "
+    console.print(f"cache [bold]{printable(out)}[/]: {summary.get('cached', 0)} samples "
                   f"({summary.get('computed', 0)} computed, {summary.get('reused', 0)} reused, "
                   f"{summary.get('removed', 0)} removed, {summary.get('failed', 0)} failed)")
     if not summary.get("cached"):
         raise CacheError("no usable samples: every file failed or the folder has no audio", path=audio_dir,
                          fix="see the list above; fix or remove the files and run again")
+    if problems:  # the cache is usable, but the user should know it lacks these files
+        raise typer.Exit(PARTIAL)

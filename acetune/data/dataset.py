@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
-from acetune.audio import AUDIO_EXTENSIONS
+from acetune.audio import AUDIO_EXTENSIONS, file_problem
 from acetune.data.captions import TagConfig, genre_indices, select_caption
 from acetune.data.findings import Notice, Problem, shown_caption
 from acetune.data.label_csv import CsvRow, LabelCsv, match_csv_rows, read_label_csv
@@ -106,22 +106,55 @@ def find_audio_files(folder: Path | str) -> list[Path]:
     return _walk(Path(folder))[0]
 
 
-def _walk(folder: Path) -> tuple[list[Path], list[Path]]:
-    """Audio files and CSV files under `folder`, sorted by their posix path from it; hidden ones skipped."""
+def _walk(folder: Path, problems: list[Problem] | None = None) -> tuple[list[Path], list[Path]]:
+    """Audio files and CSV files under `folder`, sorted by their posix path from it; hidden ones skipped.
+
+    Links are followed (a folder link back to a folder already walked is not walked again). What is named
+    like audio but cannot be read as a file (a dangling or looping link, a FIFO, a device, a folder) or
+    whose path is not valid UTF-8 (a cache id must be text) goes to `problems`, never opened.
+    """
     audio: list[Path] = []
     tables: list[Path] = []
-    for parent, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    problems = [] if problems is None else problems
+    walked: set[str] = set()  # real paths of the folders walked so far
+    for parent, dirs, files in os.walk(folder, followlinks=True):
+        walked.add(os.path.realpath(parent))
+        dirs[:] = [d for d in sorted(dirs) if not d.startswith(".") and _walkable(Path(parent, d), walked, problems)]
         for name in sorted(files):
             if name.startswith("."):
                 continue
             suffix = Path(name).suffix.lower()
             if suffix in AUDIO_EXTENSIONS:
-                audio.append(Path(parent, name))
+                path = Path(parent, name)
+                problem = file_problem(path) or _name_problem(path.relative_to(folder).as_posix())
+                if problem is None:
+                    audio.append(path)
+                else:
+                    problems.append(Problem(path, f"skipped: {problem}"))
             elif suffix == ".csv":
                 tables.append(Path(parent, name))
     key = lambda p: p.relative_to(folder).as_posix()  # noqa: E731 - one sort order for both lists
     return sorted(audio, key=key), sorted(tables, key=key)
+
+
+def _walkable(path: Path, walked: set[str], problems: list[Problem]) -> bool:
+    """Whether the walk enters the folder `path`; a folder named like audio is walked but reported."""
+    if path.suffix.lower() in AUDIO_EXTENSIONS:
+        problems.append(Problem(path, "skipped: a folder, not an audio file (files inside it are still scanned)"))
+    if os.path.realpath(path) in walked:
+        problems.append(Problem(path, "skipped: a folder link to a folder already scanned (it would loop or "
+                                      "read the same songs twice)"))
+        return False
+    return True
+
+
+def _name_problem(relative: str) -> str | None:
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(relative).decode("utf-8", "backslashreplace")
+        return f'its name "{shown}" is not valid UTF-8 text; rename the file'
+    return None
 
 
 def scan_dataset(folder: Path | str, *, tag: TagConfig = TagConfig(), genre_ratio: int = 0) -> ScanResult:
@@ -132,11 +165,11 @@ def scan_dataset(folder: Path | str, *, tag: TagConfig = TagConfig(), genre_rati
     if not root.is_dir():
         raise LabelError("dataset folder does not exist or is not a folder", path=folder,
                          fix="pass the folder that holds your songs")
-    audio, table_paths = _walk(root)
+    problems: list[Problem] = []
+    audio, table_paths = _walk(root, problems)
     if not audio:
         raise LabelError(f"no audio files ({' '.join(AUDIO_EXTENSIONS)}) in this folder or below it", path=folder,
                          fix="put your songs in the folder (hidden files and folders are skipped)")
-    problems: list[Problem] = []
     usable = _drop_shared_stems(audio, problems)
     tables: list[LabelCsv] = [read_label_csv(path) for path in table_paths]
     notices = [Notice(table.path, note) for table in tables for note in table.notes]

@@ -10,15 +10,33 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from acetune.audio import SAMPLES_PER_LATENT_FRAME, is_silent
+from acetune.audio import SAMPLES_PER_LATENT_FRAME, TARGET_SAMPLE_RATE, is_silent
+from acetune.errors import AudioError
 from acetune.model.acestep import AceStepModel
 from acetune.model.text_encoder import TextEncoder
 from acetune.model.vae import encode_latents
 
 TIMBRE_FRAMES = 750  # 30 s of silence latent: the reference the app uses when none is given
+# The shortest song preprocessing encodes. Measured on the tiny bundle's VAE (the official strides 2*4*4*6*10
+# and kernel sizes; only the widths are smaller): 1919 samples at 48 kHz fail in the last downsampling conv
+# (kernel 20 > 19 padded positions), 1920 samples (40 ms) give 1 latent frame. The DiT patchifies 2 frames
+# (80 ms) and the FSQ tokenizer pools windows of 5 (200 ms); anything shorter is mostly padding. 1 s is 25
+# frames = 5 whole pool windows, 25x the encoder's floor, and still far below any real song.
+MIN_DURATION_S = 1.0
+MIN_SAMPLES = int(MIN_DURATION_S * TARGET_SAMPLE_RATE)
+
+
+def check_encodable(waveform, path: Path) -> None:
+    """Refuse, before the VAE sees it, audio too short to encode and train on (see MIN_DURATION_S)."""
+    samples = waveform.shape[-1]
+    if samples < MIN_SAMPLES:
+        raise AudioError(f"too short: {samples / TARGET_SAMPLE_RATE:.3f} s ({samples} samples at 48 kHz); "
+                         f"songs must be at least {MIN_DURATION_S:g} s", path=path,
+                         fix="remove the file or replace it with a complete copy")
 
 
 def sample_generator(seed: int, sample_id: str) -> torch.Generator:

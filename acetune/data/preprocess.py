@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +19,15 @@ from typing import Callable, Iterator
 
 import torch
 
-from acetune.audio import load_audio, probe_audio
+from acetune.audio import load_audio, open_regular_file, probe_audio
 from acetune.data.cache import FINGERPRINT_FILE, INDEX_FILE, CacheEntry, CacheReader, CacheWriter, read_index
 from acetune.data.captions import genre_indices, select_caption
 from acetune.data.dataset import Dataset, DatasetSample
-from acetune.data.encoding import encode_audio_and_text, encode_condition, sample_generator, timbre_reference
+from acetune.data.encoding import (MIN_DURATION_S, AudioTextFeatures, check_encodable, encode_audio_and_text,
+                                   encode_condition, sample_generator, timbre_reference)
 from acetune.data.fingerprint import Fingerprint, bundle_fingerprint, read_fingerprint, write_fingerprint
 from acetune.data.prompts import build_caption_prompt, build_lyric_text, build_metas
-from acetune.errors import AudioError, CacheError, CacheMismatchError
+from acetune.errors import AcetuneError, AudioError, CacheError, CacheMismatchError, ConfigError
 from acetune.events import Event, Finished, Progressed, Skipped, Started, Warned
 from acetune.model.bundle import Bundle, resolve_bundle
 from acetune.model.checkpoint import CONFIG_FILE, load_model, load_silence_latent
@@ -33,6 +35,8 @@ from acetune.model.config import ModelConfig
 from acetune.model.text_encoder import load_text_encoder
 from acetune.model.vae import load_vae
 from acetune.model.weights import parse_dtype
+
+logger = logging.getLogger(__name__)
 
 STAGING_DIR = ".pass1"
 LYRIC_FORMAT = "language-header"  # the newer upstream format, identical to inference
@@ -80,27 +84,34 @@ class SamplePlan:
 
 
 def content_hash(path: Path) -> str:
+    """sha256 of the file's bytes; a FIFO or device is refused (OSError) instead of read forever."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular_file(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def plan_samples(dataset: Dataset, config: PreprocessConfig) -> list[SamplePlan]:
-    """Final caption, prompt and lyric text per sample: the one place where labels become text."""
+def plan_samples(dataset: Dataset, config: PreprocessConfig) -> tuple[list[SamplePlan], list[Skipped]]:
+    """Final caption, prompt and lyric text per sample: the one place where labels become text.
+
+    A file that cannot be read to hash it (gone since the scan, unreadable) is returned as Skipped."""
     genre_set = genre_indices(len(dataset.samples), dataset.genre_ratio)
     options = json.dumps(config.tensor_options(), sort_keys=True)
-    plans = []
+    plans, unreadable = [], []
     for index, sample in enumerate(dataset.samples):
         labels = sample.labels
         caption = select_caption(labels, index, genre_set, dataset.tag)
+        try:
+            audio_hash = content_hash(sample.audio_path)
+        except OSError as err:
+            unreadable.append(Skipped(sample.audio_path, f"cannot be read: {err.strerror or err}"))
+            continue
         prompt, lyric_text = sample_texts(sample, caption)
-        audio_hash = content_hash(sample.audio_path)
         input_hash = hashlib.sha256("\0".join([audio_hash, prompt, lyric_text, options]).encode()).hexdigest()
         plans.append(SamplePlan(sample, caption, prompt, lyric_text, audio_hash, input_hash,
                                 labels.custom_tag or dataset.tag.tag, dataset.tag.position))
-    return plans
+    return plans, unreadable
 
 
 def sample_texts(sample: DatasetSample, caption: str) -> tuple[str, str]:
@@ -164,19 +175,21 @@ def preprocess(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[Event]:
     out = Path(out)
+    _check_config(config)
     bundle = resolve_bundle(checkpoint_dir, config.model)
     fingerprint = make_fingerprint(bundle, config)
     existing = {e.id: e for e in open_cache(out, fingerprint, rebuild)}
-    plans = plan_samples(dataset, config)
+    plans, unreadable = plan_samples(dataset, config)
     todo = [p for p in plans if existing.get(p.id) is None or existing[p.id].input_hash != p.input_hash]
     todo_ids = {p.id for p in todo}
     kept = [existing[p.id] for p in plans if p.id in existing and p.id not in todo_ids]
     out.mkdir(parents=True, exist_ok=True)
     write_fingerprint(out, fingerprint)
     writer = CacheWriter(out, kept, shard_max_bytes=config.shard_max_mb * 2**20)
-    counts = {"samples": len(plans), "reused": len(kept), "computed": 0, "failed": 0,
+    counts = {"samples": len(plans) + len(unreadable), "reused": len(kept), "computed": 0, "failed": len(unreadable),
               "removed": len(set(existing) - {p.id for p in plans})}
     yield Started("preprocess", total=len(todo) * (2 if config.two_pass else 1))
+    yield from unreadable
     stopped = False
     try:
         run = _two_pass if config.two_pass else _one_pass
@@ -202,11 +215,14 @@ def _one_pass(todo, bundle, out, config, writer, counts, should_stop) -> Iterato
         if should_stop():
             yield Finished("preprocess", "stopped", counts)
             return
-        result = yield from _features(plan, config, vae, text_encoder, silence, counts)
-        if result is not None:
-            features, metadata = result
+        try:
+            features, metadata, notes = _features(plan, config, vae, text_encoder, silence)
             states = encode_condition(loaded.model, features.text_hidden_states, features.lyric_hidden_states,
                                       reference)
+        except Exception as err:  # one song's failure is reported (with its type and message) and the run goes on
+            yield _skipped(plan, err, counts, config)
+        else:
+            yield from notes
             writer.add(_entry(plan, features, states, metadata),
                        _final_tensors(features.target_latents, states, config))
             counts["computed"] += 1
@@ -235,20 +251,28 @@ def _two_pass(todo, bundle, out, config, writer, counts, should_stop) -> Iterato
                     yield Finished("preprocess", "stopped", counts)
                     return
                 if plan.id in need:
-                    result = yield from _features(plan, config, vae, text_encoder, silence, counts)
-                    if result is None:
+                    try:
+                        features, metadata, notes = _features(plan, config, vae, text_encoder, silence)
+                    except Exception as err:  # reported with its type and message; the run goes on
                         failed.add(plan.id)
+                        yield _skipped(plan, err, counts, config)
                     else:
-                        features, metadata = result
+                        yield from notes
                         staging.add(_entry(plan, features, None, metadata), features.tensors())
                 yield Progressed(done, total, plan.id)
             del vae, text_encoder
             _free_memory(config.device)
     finally:
         staging.close()
+    yield from _second_pass(todo, bundle, staging_dir, failed, config, writer, counts, should_stop)
+
+
+def _second_pass(todo, bundle, staging_dir, failed, config, writer, counts, should_stop) -> Iterator[Event]:
+    """Pass 2 of the low-memory mode: staged text features -> condition states, into the cache."""
     loaded = load_model(bundle.dit, components=("encoder",), dtype=config.compute_dtype, device=config.device)
     reference = timbre_reference(config.timbre_reference, loaded.silence_latent.cpu())
     reader = CacheReader(staging_dir)
+    total = 2 * len(todo)
     for done, plan in enumerate(todo, len(todo) + 1):
         if should_stop():
             yield Finished("preprocess", "stopped", counts)
@@ -256,14 +280,18 @@ def _two_pass(todo, bundle, out, config, writer, counts, should_stop) -> Iterato
         if plan.id not in failed:
             staged_entry = reader.entries[reader.index_of(plan.id)]
             tensors = reader.load(reader.index_of(plan.id))
-            states = encode_condition(loaded.model, tensors["text_hidden_states"], tensors["lyric_hidden_states"],
-                                      reference)
-            entry = CacheEntry(plan.id, "", plan.input_hash, staged_entry.latent_length, states.shape[0],
-                               metadata=staged_entry.metadata)
-            writer.add(entry, _final_tensors(tensors["target_latents"], states, config))
-            counts["computed"] += 1
-            if counts["computed"] % config.flush_every == 0:
-                writer.flush()
+            try:
+                states = encode_condition(loaded.model, tensors["text_hidden_states"], tensors["lyric_hidden_states"],
+                                          reference)
+            except Exception as err:  # reported with its type and message; the run goes on
+                yield _skipped(plan, err, counts, config)
+            else:
+                entry = CacheEntry(plan.id, "", plan.input_hash, staged_entry.latent_length, states.shape[0],
+                                   metadata=staged_entry.metadata)
+                writer.add(entry, _final_tensors(tensors["target_latents"], states, config))
+                counts["computed"] += 1
+                if counts["computed"] % config.flush_every == 0:
+                    writer.flush()
         yield Progressed(done, total, plan.id)
     writer.flush()
     del reader
@@ -276,28 +304,22 @@ def _load_pass1(bundle: Bundle, config: PreprocessConfig):
             load_text_encoder(bundle.text_encoder, dtype=dtype, device=config.device))
 
 
-def _features(plan, config, vae, text_encoder, silence, counts):
-    """Pass-1 work for one sample; a bad audio file becomes a Skipped event (returns None)."""
-    try:
-        audio = load_audio(plan.sample.audio_path, max_duration_s=config.max_duration_s, normalize=config.normalize)
-    except AudioError as err:
-        counts["failed"] += 1
-        yield Skipped(plan.sample.audio_path, err.what)
-        return None
-    if audio.note:
-        yield Warned("audio", f"{plan.sample.audio_path}: {audio.note}")
+def _features(plan, config, vae, text_encoder, silence) -> tuple[AudioTextFeatures, dict, list[Warned]]:
+    """Pass-1 work for one sample: (features, cache metadata, warnings). Raises for a song that cannot be used."""
+    path = plan.sample.audio_path
+    audio = load_audio(path, max_duration_s=config.max_duration_s, normalize=config.normalize)
+    check_encodable(audio.waveform, path)
     features = encode_audio_and_text(
         audio.waveform, plan.prompt, plan.lyric_text, vae=vae, text_encoder=text_encoder, silence_latent=silence,
         generator=sample_generator(config.seed, plan.id), sample_latents=config.latent_mode == "sample",
         chunk_s=config.chunk_s, overlap_s=config.overlap_s,
     )
     if not all(torch.isfinite(t).all() for t in features.tensors().values()):
-        counts["failed"] += 1
-        yield Skipped(plan.sample.audio_path, "encoding produced NaN or Inf values")
-        return None
+        raise AudioError("encoding produced NaN or Inf values", path=path,
+                         fix="preprocess with --compute-dtype fp32, or re-export the file")
     plan_meta = plan.sample.labels
     metadata = {
-        "source": str(plan.sample.audio_path), "content_hash": plan.content_hash, "caption": plan.caption, "prompt": plan.prompt,
+        "source": str(path), "content_hash": plan.content_hash, "caption": plan.caption, "prompt": plan.prompt,
         "lyrics": plan_meta.lyrics, "lyric_text": plan.lyric_text, "language": plan_meta.language,
         "bpm": plan_meta.bpm, "keyscale": plan_meta.keyscale, "timesignature": plan_meta.timesignature,
         "duration": plan_meta.duration, "genre": plan_meta.genre, "custom_tag": plan_meta.custom_tag,
@@ -306,7 +328,25 @@ def _features(plan, config, vae, text_encoder, silence, counts):
         "text_length": int(features.text_hidden_states.shape[0]),
         "lyric_length": int(features.lyric_hidden_states.shape[0]),
     }
-    return features, metadata
+    return features, metadata, [Warned("audio", f"{path}: {note}") for note in audio.notes]
+
+
+def _skipped(plan: SamplePlan, err: Exception, counts: dict, config: PreprocessConfig) -> Skipped:
+    """The report for one song that failed. A user-fixable problem gives its own message; anything else
+    (an encoder error, out of memory) its type and message, and its traceback goes to the debug log."""
+    counts["failed"] += 1
+    _free_memory(config.device)  # after an out-of-memory error the next song gets the memory back
+    if isinstance(err, AcetuneError):
+        return Skipped(plan.sample.audio_path, err.what)
+    logger.debug("preprocessing %s failed", plan.sample.audio_path, exc_info=err)
+    return Skipped(plan.sample.audio_path, f"preprocessing failed: {type(err).__name__}: {err}")
+
+
+def _check_config(config: PreprocessConfig) -> None:
+    limit = config.max_duration_s
+    if limit < 0 or 0 < limit < MIN_DURATION_S:
+        raise ConfigError(f"max duration {limit:g} s would leave every song too short to train on",
+                          fix=f"pass --max-duration of at least {MIN_DURATION_S:g} s, or 0 to keep whole songs")
 
 
 def _entry(plan: SamplePlan, features, states: torch.Tensor | None, metadata: dict) -> CacheEntry:

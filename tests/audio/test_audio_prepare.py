@@ -147,11 +147,11 @@ def test_unknown_normalization_names_the_choices(song, tmp_path):
 def test_load_audio_normalises_and_passes_the_note_on(tmp_path):
     path = write_audio(tmp_path / "silence.wav", np.zeros((2, SR), dtype=np.float32), SR)
     prepared = load_audio(path, normalize="peak")
-    assert prepared.note is not None and "silent" in prepared.note
+    assert len(prepared.notes) == 1 and "silent" in prepared.notes[0]
     tone = write_audio(tmp_path / "tone.wav", sine(440.0, 1.0, SR, 0.1), SR)
     peaked = load_audio(tone, normalize="peak")
     assert float(np.max(np.abs(peaked.waveform))) == pytest.approx(10 ** (-1 / 20), rel=1e-5)
-    assert peaked.note is None
+    assert peaked.notes == ()
 
 
 def test_is_silent():

@@ -17,7 +17,7 @@ def test_write_refuses_to_overwrite(tmp_path, song):
     with pytest.raises(AudioError, match="already exists") as caught:
         write_audio(path, song * 0.5, SR)
     assert "take.flac" in str(caught.value)
-    assert "overwrite=True" in str(caught.value)
+    assert "--overwrite" in str(caught.value)
     assert path.read_bytes() == before
     write_audio(path, song * 0.5, SR, overwrite=True)
     assert path.read_bytes() != before

@@ -4,6 +4,7 @@ do not stop it, notices, and a folder labelled with the peer tools' files."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,46 @@ def test_uncaptioned_songs_show_the_caption_they_would_train_on(tmp_path):
     assert [n.path.name for n in with_genre.uncaptioned()] == ["d.wav"]
     assert scan_dataset(tmp_path, tag=TagConfig("zx", "replace")).dataset.uncaptioned() == []
     assert isinstance(notices[0], Notice)
+
+def test_unreadable_entries_named_like_audio_are_problems_never_opened(tmp_path):
+    """A FIFO would block the first reader forever; links that dangle or loop and folders are not files."""
+    _touch(tmp_path / "good.wav")
+    os.mkfifo(tmp_path / "pipe.wav")
+    (tmp_path / "dangling.wav").symlink_to(tmp_path / "deleted.wav")
+    (tmp_path / "loop1.wav").symlink_to(tmp_path / "loop2.wav")
+    (tmp_path / "loop2.wav").symlink_to(tmp_path / "loop1.wav")
+    _touch(tmp_path / "album.wav" / "inside.flac")  # a folder named like a song: walked, reported
+    (tmp_path / "linked.wav").symlink_to(tmp_path / "good.wav")  # a good link is followed
+    result = scan_dataset(tmp_path)
+    assert [s.relative for s in result.dataset.samples] == ["album.wav/inside.flac", "good.wav", "linked.wav"]
+    reasons = {p.path.name: p.reason for p in result.problems}
+    assert reasons == {
+        "pipe.wav": "skipped: a named pipe (FIFO), not a regular file; never opened",
+        "dangling.wav": f"skipped: a link to a missing file ({tmp_path / 'deleted.wav'}); never opened",
+        "loop1.wav": "skipped: a link that loops (it leads back to itself); never opened",
+        "loop2.wav": "skipped: a link that loops (it leads back to itself); never opened",
+        "album.wav": "skipped: a folder, not an audio file (files inside it are still scanned)",
+    }
+    assert [p.relative_to(tmp_path).as_posix() for p in find_audio_files(tmp_path)] == \
+        ["album.wav/inside.flac", "good.wav", "linked.wav"]
+
+
+def test_folder_links_are_followed_once(tmp_path):
+    _touch(tmp_path / "library" / "a.wav")
+    (tmp_path / "songs").mkdir()
+    (tmp_path / "songs" / "lib").symlink_to(tmp_path / "library")  # a linked folder of songs is walked
+    (tmp_path / "songs" / "lib" / "up").symlink_to(tmp_path / "songs")  # and a link back up is not: it loops
+    result = scan_dataset(tmp_path / "songs")
+    assert [s.relative for s in result.dataset.samples] == ["lib/a.wav"]
+    assert [(p.path.relative_to(tmp_path / "songs").as_posix(), "already scanned" in p.reason)
+            for p in result.problems] == [("lib/up", True)]
+
+
+def test_a_name_that_is_not_utf8_is_a_problem(tmp_path):
+    _touch(tmp_path / "good.wav")
+    bad = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.wav"))  # Latin-1 bytes: not UTF-8
+    bad.write_bytes(b"")
+    result = scan_dataset(tmp_path)
+    assert [s.relative for s in result.dataset.samples] == ["good.wav"]
+    (problem,) = result.problems
+    assert problem.path == bad and "caf\\xe9.wav" in problem.reason and "not valid UTF-8" in problem.reason

@@ -1,0 +1,9 @@
+"""Exit codes of acetune commands, in one place, so scripts and CI can tell the outcomes apart."""
+
+from __future__ import annotations
+
+OK = 0  # everything asked for was done
+USER_ERROR = 2  # a problem the user can fix (an AcetuneError), or nothing usable came out; click usage errors too
+PARTIAL = 3  # finished, but some inputs were skipped (each listed with its reason); the output holds the rest
+
+__all__ = ["OK", "PARTIAL", "USER_ERROR"]

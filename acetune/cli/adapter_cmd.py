@@ -1,4 +1,5 @@
-"""`acetune adapter info`, `acetune merge`, `acetune export-comfyui`: what to do with a trained adapter."""
+"""`acetune adapter info`, `acetune merge`, `acetune export-comfyui`, `acetune export-diffusers`: what to do with a
+trained adapter."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ def info_command(path: Path = typer.Argument(..., help="Adapter folder or file (
     for key in SHOWN_METADATA:
         if adapter.metadata.get(key):
             table.add_row(key, adapter.metadata[key])
+    from acetune.adapters.diffusers_export import diffusers_loading
+
+    table.add_row("diffusers", diffusers_loading(adapter))
     console.print(table)
 
 
@@ -43,14 +47,17 @@ def merge_command(
     model: str = typer.Option(None, help="DiT folder inside --checkpoint-dir (default acestep-v15-turbo)."),
     dtype: str = typer.Option(None, help="Save as fp32, bf16 or fp16 (default: the base's dtype)."),
     overwrite: bool = typer.Option(False, help="Replace an existing --out folder."),
+    format: str = typer.Option("official", "--format",
+                               help="official (ACE-Step layout) or diffusers (an AceStepPipeline folder)."),
 ) -> None:
-    """Bake adapters into the base DiT: a folder acetune and the ACE-Step app load like the original."""
+    """Bake adapters into the base DiT: a folder acetune, the ACE-Step app or diffusers load like the original."""
     adapters = [parse_adapter(spec) for spec in adapter]
     check_adapters(adapters)
     dit = resolve_dit(checkpoint_dir, model)
-    written = merge_into_model(dit, adapters, out, dtype=dtype, overwrite=overwrite)
-    Console(soft_wrap=True).print(f"merged {len(adapter)} adapter(s) into [bold]{written}[/] "
-                                  "(config.json, model.safetensors, silence_latent.pt)")
+    written = merge_into_model(dit, adapters, out, dtype=dtype, overwrite=overwrite, format=format)
+    what = ("a diffusers AceStepPipeline folder" if format == "diffusers"
+            else "config.json, model.safetensors, silence_latent.pt")
+    Console(soft_wrap=True).print(f"merged {len(adapter)} adapter(s) into [bold]{written}[/] ({what})")
 
 
 def export_comfyui_command(
@@ -60,10 +67,29 @@ def export_comfyui_command(
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
 ) -> None:
     """One ComfyUI LoRA file (alpha baked in: strength 1.0 in ComfyUI means what it meant in training)."""
-    if out is None:
-        stem = adapter.parent.name if adapter.is_file() else adapter.name
-        out = (adapter.parent if adapter.is_file() else adapter).parent / f"{stem}_comfyui.safetensors"
-    if out.suffix != ".safetensors":
-        raise ConfigError(f"--out {out} must end in .safetensors", fix="e.g. --out my_style_comfyui.safetensors")
+    out = _export_path(adapter, out, "comfyui")
     written = export_comfyui(adapter, out, prefix=prefix, overwrite=overwrite)
     Console(soft_wrap=True).print(f"wrote [bold]{written}[/] (copy it into ComfyUI/models/loras/)")
+
+
+def export_diffusers_command(
+    adapter: Path = typer.Argument(..., help="Adapter folder or file to export (LoRA, DoRA or LoKr)."),
+    out: Path = typer.Option(None, help="Output .safetensors (default: <adapter>_diffusers.safetensors beside it)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+) -> None:
+    """One diffusers adapter file under diffusers' names, with alpha/rank in its header (the trained strength)."""
+    from acetune.adapters.diffusers_export import export_diffusers, python_to_load
+
+    out = _export_path(adapter, out, "diffusers")
+    written = export_diffusers(adapter, out, overwrite=overwrite)
+    Console(soft_wrap=True).print(f"wrote [bold]{written}[/]; in diffusers: {python_to_load(written)}")
+
+
+def _export_path(adapter: Path, out: Path | None, tool: str) -> Path:
+    """--out, or `<adapter>_<tool>.safetensors` beside the adapter folder (or beside the folder holding the file)."""
+    if out is None:
+        stem = adapter.parent.name if adapter.is_file() else adapter.name
+        out = (adapter.parent if adapter.is_file() else adapter).parent / f"{stem}_{tool}.safetensors"
+    if out.suffix != ".safetensors":
+        raise ConfigError(f"--out {out} must end in .safetensors", fix=f"e.g. --out my_style_{tool}.safetensors")
+    return out

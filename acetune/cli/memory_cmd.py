@@ -11,8 +11,7 @@ from rich.table import Table
 from acetune.config import resolve_config
 from acetune.model import named_config
 from acetune.model.bundle import resolve_dit
-from acetune.model.checkpoint import CONFIG_FILE
-from acetune.model.config import ModelConfig
+from acetune.model.checkpoint import read_model_config
 from acetune.model.weights import parse_dtype
 from acetune.train.memory import estimate_memory
 
@@ -32,7 +31,7 @@ def estimate_memory_command(
     overrides = list(set_ or []) + ([f'data.checkpoint_dir="{checkpoint_dir}"'] if checkpoint_dir else [])
     run = resolve_config(preset=preset, files=list(config or []), overrides=overrides)
     if checkpoint_dir:
-        model_config = ModelConfig.from_json_file(resolve_dit(checkpoint_dir, run.data.model) / CONFIG_FILE)
+        model_config = read_model_config(resolve_dit(checkpoint_dir, run.data.model))
     else:
         model_config = named_config(architecture)
     estimate = estimate_memory(run, model_config, frames=frames, condition=condition, dtype=parse_dtype(dtype))

@@ -76,6 +76,7 @@ def config_from_components(configs: dict[str, dict[str, Any]], source: Path) -> 
     elif transformer.get("encoder_hidden_size") not in (None, data.get("hidden_size")):
         raise ConfigError(f"the transformer's encoder_hidden_size ({transformer['encoder_hidden_size']}) differs from "
                           f"the condition encoder's hidden_size ({condition.get('hidden_size')})", path=source)
+    data.setdefault("fsq_dim", condition.get("hidden_size", data.get("hidden_size")))  # equal to it by definition
     data["num_audio_decoder_hidden_layers"] = data.get("num_hidden_layers", ModelConfig.num_hidden_layers)  # unread
     try:
         return ModelConfig.from_dict(data, source=source)

@@ -29,7 +29,6 @@ from acetune.adapters.single_file import check_output_file, write_output_file
 from acetune.errors import ConfigError
 from acetune.model.diffusers_keys import module_to_diffusers
 
-WEIGHTS_NAME = "pytorch_lora_weights.safetensors"  # diffusers' LORA_WEIGHT_NAME_SAFE: what it looks for in a folder
 _SOURCE_KEYS = {"format", "algo", "lokr_config", "loha_config", "source_format", METADATA_KEY}  # describe other keys
 
 
@@ -108,15 +107,11 @@ def _lokr_tensors(adapter: AdapterFile) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def python_to_load(file: Path) -> str:
-    """The diffusers call that loads an exported `file` into a pipeline `pipe`."""
-    from safetensors import safe_open
-
-    with safe_open(str(file), framework="pt") as handle:
-        lokr = any(".lokr_" in key for key in handle.keys())
+def _call(file: str, *, lokr: bool) -> str:
+    """The diffusers call that loads a diffusers adapter `file` into a pipeline `pipe`."""
     if lokr:  # the pipeline's load_lora_weights accepts only keys with "lora" in them
-        return f'pipe.transformer.load_lora_adapter("{file}", prefix="{PREFIX}")'
-    return f'pipe.load_lora_weights("{file}")'
+        return f'pipe.transformer.load_lora_adapter({file}, prefix="{PREFIX}")'
+    return f"pipe.load_lora_weights({file})"
 
 
 def diffusers_loading(adapter: AdapterFile) -> str:
@@ -126,6 +121,6 @@ def diffusers_loading(adapter: AdapterFile) -> str:
         return f"no: {reason}; `acetune merge --format diffusers` bakes it into a pipeline instead"
     if adapter.format == "peft" and METADATA_KEY in adapter.metadata:
         return "pipe.load_lora_weights(<this folder>), at the trained strength"
-    call = f'pipe.transformer.load_lora_adapter(FILE, prefix="{PREFIX}")' if adapter.kind == "lokr" else \
-        "pipe.load_lora_weights(FILE)"
-    return f"`acetune export-diffusers` writes FILE, then {call}"
+    if adapter.format == "diffusers":
+        return _call("<this file>", lokr=adapter.kind == "lokr")
+    return f"`acetune export-diffusers` writes FILE, then {_call('FILE', lokr=adapter.kind == 'lokr')}"

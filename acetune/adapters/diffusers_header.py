@@ -22,13 +22,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
+from pathlib import Path
 
 from acetune.adapters.attached import AttachedAdapter
 from acetune.config import AdapterKind
+from acetune.errors import ModelLoadError
 from acetune.model.diffusers_keys import module_to_diffusers
 
 METADATA_KEY = "lora_adapter_metadata"
+WEIGHTS_NAME = "pytorch_lora_weights.safetensors"  # diffusers' LORA_WEIGHT_NAME_SAFE: what it looks for in a folder
 PREFIX = "transformer"
 CONVERTED_PROJECTIONS = ("q_proj", "k_proj")  # a key with one of these makes diffusers rename the PEFT file's keys
 
@@ -65,6 +69,33 @@ def peft_file_header(attached: AttachedAdapter) -> dict[str, str]:
         return {}
     modules = {name: (config.rank, float(config.alpha)) for name in attached.targets}
     return {METADATA_KEY: lora_metadata(modules, use_dora=attached.kind is AdapterKind.DORA)}
+
+
+def header_scale(metadata: dict[str, str], module: str, rank: int, path: Path) -> float:
+    """The scale diffusers applies to decoder `module` (official name) of tensor rank `rank`, from the file's header.
+
+    PEFT's rule: alpha / r (alpha / sqrt(r) with use_rslora), each from its pattern or the default;
+    without a header diffusers sets alpha = r, so the scale is 1. LoKr configs call alpha `alpha`.
+    """
+    raw = metadata.get(METADATA_KEY)
+    if not raw:
+        return 1.0
+    try:
+        config = {key.removeprefix(f"{PREFIX}."): value for key, value in json.loads(raw).items()}
+        name = module_to_diffusers(module)
+        r = float(pattern_value(config.get("rank_pattern") or {}, name, config.get("r", rank)))
+        alpha = float(pattern_value(config.get("alpha_pattern") or {}, name, config.get("lora_alpha", config.get("alpha", r))))
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError) as err:
+        raise ModelLoadError(f"the {METADATA_KEY} header is malformed ({err})", path=path) from err
+    return alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
+
+
+def pattern_value(pattern: dict, module: str, default):
+    """PEFT's per-module override: the first key that matches the end of the module name at a dot."""
+    for key, value in pattern.items():
+        if re.match(rf"(.*\.)?({key})$", module):
+            return value
+    return default
 
 
 def effective_alpha(scale: float, rank: int) -> float:

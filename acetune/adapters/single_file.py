@@ -23,8 +23,10 @@ def check_output_file(out: Path, *, overwrite: bool, tool: str) -> None:
 
 
 def write_output_file(tensors: dict[str, torch.Tensor], out: Path, metadata: dict[str, str], *, tool: str) -> None:
-    """Write into a temporary file beside `out`, then rename: a failed export leaves nothing half-written."""
+    """Write into a temporary file beside `out` (its folder made if need be), then rename: a failed export leaves
+    nothing half-written."""
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(out) as temp:
             write_safetensors(tensors, temp, metadata)
     except OSError as err:

@@ -78,11 +78,11 @@ def export_diffusers_command(
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
 ) -> None:
     """One diffusers adapter file under diffusers' names, with alpha/rank in its header (the trained strength)."""
-    from acetune.adapters.diffusers_export import export_diffusers, python_to_load
+    from acetune.adapters.diffusers_export import diffusers_loading, export_diffusers
 
     out = _export_path(adapter, out, "diffusers")
     written = export_diffusers(adapter, out, overwrite=overwrite)
-    Console(soft_wrap=True).print(f"wrote [bold]{written}[/]; in diffusers: {python_to_load(written)}")
+    Console(soft_wrap=True).print(f"wrote [bold]{written}[/]; in diffusers: {diffusers_loading(read_adapter(written))}")
 
 
 def _export_path(adapter: Path, out: Path | None, tool: str) -> Path:

@@ -164,3 +164,44 @@ def test_cli_export_and_info_say_how_diffusers_loads_it(new_decoder, config_for,
     assert (tmp_path / "kron_diffusers.safetensors").is_file() and "pipe.transformer.load_lora_adapter(" in out
     assert main(["export-diffusers", str(tmp_path / "hada"), "--out", str(tmp_path / "h.safetensors")]) == 2
     assert "diffusers has no LoHa loader" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", [AdapterKind.LORA, AdapterKind.DORA, AdapterKind.LOKR])
+def test_acetune_reads_diffusers_files_at_their_strength(new_decoder, config_for, tmp_path, kind):
+    from acetune.adapters.formats import read_adapter
+    from acetune.adapters.patcher import AdapterPatcher
+
+    saved_adapter(new_decoder(), config_for(kind, factor=4) if kind is AdapterKind.LOKR else config_for(kind),
+                  tmp_path / "a")
+    out = export_diffusers(tmp_path / "a", tmp_path / "hub" / "pytorch_lora_weights.safetensors")  # diffusers' layout
+    read = read_adapter(tmp_path / "hub")
+    assert (read.path, read.format, read.kind, read.warnings) == (out, "diffusers", kind.value, ())
+    assert set(read.deltas) == set(read_adapter(tmp_path / "a").deltas)  # official module names again
+
+    def patched(path) -> dict[str, torch.Tensor]:
+        decoder = new_decoder()
+        AdapterPatcher(decoder).load(path, 0.8)
+        return decoder.state_dict()
+
+    ours, theirs = patched(tmp_path / "a"), patched(out)
+    if kind is AdapterKind.LOKR:  # the scale rides in the first factor: kron(s*w1, w2) rounds differently
+        assert all((ours[k] - theirs[k]).abs().max() <= 1e-6 for k in ours)
+    else:
+        assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_a_diffusers_file_without_header_or_with_a_bad_one(new_decoder, config_for, tmp_path):
+    from safetensors.torch import save_file
+
+    from acetune.adapters.formats import read_adapter
+    from acetune.errors import ModelLoadError
+
+    saved_adapter(new_decoder(), config_for(AdapterKind.LORA), tmp_path / "a")
+    tensors = load_file(str(export_diffusers(tmp_path / "a", tmp_path / "d.safetensors")))
+    save_file(tensors, str(tmp_path / "bare.safetensors"))
+    bare = read_adapter(tmp_path / "bare.safetensors")
+    assert {d.scale for d in bare.deltas.values()} == {1.0} and "alpha/rank = 1 (diffusers' rule)" in bare.warnings[0]
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={"lora_adapter_metadata": "{not json"})
+    with pytest.raises(ModelLoadError, match="lora_adapter_metadata header is malformed") as err:
+        read_adapter(tmp_path / "bad.safetensors")
+    assert err.value.path == tmp_path / "bad.safetensors"

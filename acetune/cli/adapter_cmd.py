@@ -42,8 +42,9 @@ def info_command(path: Path = typer.Argument(..., help="Adapter folder or file (
 
 def merge_command(
     adapter: list[str] = typer.Option(..., help="Adapter folder or file, optionally PATH@STRENGTH (repeatable)."),
-    checkpoint_dir: Path = typer.Option(..., help="ACE-Step checkpoints folder, or the DiT folder itself."),
-    out: Path = typer.Option(..., help="New model folder (official layout) to write."),
+    checkpoint_dir: Path = typer.Option(..., help="ACE-Step checkpoints folder, the DiT folder itself, or a diffusers "
+                                                  "pipeline folder."),
+    out: Path = typer.Option(..., help="New model folder to write (see --format)."),
     model: str = typer.Option(None, help="DiT folder inside --checkpoint-dir (default acestep-v15-turbo)."),
     dtype: str = typer.Option(None, help="Save as fp32, bf16 or fp16 (default: the base's dtype)."),
     overwrite: bool = typer.Option(False, help="Replace an existing --out folder."),

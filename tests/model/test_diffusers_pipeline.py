@@ -283,3 +283,36 @@ def test_the_merge_command_writes_a_pipeline(tiny_bundle, official, tmp_path, ca
     assert main(["merge", "--adapter", str(lora), "--checkpoint-dir", str(tiny_bundle), "--out", str(tmp_path / "x"),
                  "--format", "onnx"]) == 2
     assert "unknown model format 'onnx'" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_training_on_the_pipeline_equals_training_on_the_official_folder(pipeline, official, tmp_path, fresh_pipe):
+    from safetensors.torch import load_file
+
+    from acetune.audio import synthesize_song, write_audio
+    from acetune.config import DataConfig, LogConfig, LoopConfig, OptimConfig, RunConfig, SaveConfig
+    from acetune.data.dataset import scan_dataset
+    from acetune.data.preprocess import preprocess
+    from acetune.events import Finished
+    from acetune.train.loop import run
+
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for seed in (0, 1):
+        write_audio(songs / f"s{seed}.wav", synthesize_song(seed=seed, duration_s=2.0, bpm=120, key="C major"), 48000)
+    finals = {}
+    for name, folder in (("official", official), ("pipeline", pipeline)):
+        list(preprocess(scan_dataset(songs).dataset, folder, tmp_path / f"cache-{name}"))
+        config = RunConfig(
+            data=DataConfig(cache=str(tmp_path / f"cache-{name}"), checkpoint_dir=str(folder), crop_frames=32),
+            adapter=AdapterConfig(kind=AdapterKind.LORA, rank=4, alpha=8.0, dropout=0.0),
+            optim=OptimConfig(lr=1e-2, grad_accum=1), loop=LoopConfig(epochs=1, seed=3, device="cpu"),
+            save=SaveConfig(output_dir=str(tmp_path / f"run-{name}"), save_every=0, keep_last=1),
+            log=LogConfig(tensorboard=False))
+        events = list(run(config))
+        assert isinstance(events[-1], Finished) and events[-1].reason == "complete"
+        finals[name] = tmp_path / f"run-{name}" / "final"
+    a, b = (load_file(str(finals[n] / "adapter_model.safetensors")) for n in ("official", "pipeline"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    fresh_pipe.load_lora_weights(str(finals["pipeline"]))  # the run's folder, as saved, into diffusers
+    ours, theirs = _outputs(official, finals["pipeline"], fresh_pipe)
+    assert torch.equal(ours, theirs)

@@ -53,6 +53,22 @@ def info(
         raise ModelLoadError("the weights do not match the architecture in config.json (see above)", path=s.folder)
 
 
+@app.command("convert")
+def convert(
+    path: Path = typer.Argument(..., help="Model folder: official DiT folder (vae/ and the text encoder beside it) "
+                                          "or a diffusers pipeline folder."),
+    out: Path = typer.Option(..., help="New folder to write."),
+    format: str = typer.Option(..., "--format", help="official or diffusers (an AceStepPipeline folder)."),
+    dtype: str = typer.Option(None, help="Save as fp32, bf16 or fp16 (default: the source's dtype)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out folder."),
+) -> None:
+    """Rewrite a model in the other layout: official <-> diffusers AceStepPipeline (weights unchanged)."""
+    from acetune.model.convert import convert_model
+
+    written = convert_model(path, out, format=format, dtype=dtype, overwrite=overwrite)
+    Console(soft_wrap=True).print(f"wrote [bold]{written}[/] ({format} layout)")
+
+
 @app.command("make-tiny")
 def make_tiny(
     out: Path = typer.Argument(..., help="Folder to create (official layout)."),

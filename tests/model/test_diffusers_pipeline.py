@@ -316,3 +316,19 @@ def test_training_on_the_pipeline_equals_training_on_the_official_folder(pipelin
     fresh_pipe.load_lora_weights(str(finals["pipeline"]))  # the run's folder, as saved, into diffusers
     ours, theirs = _outputs(official, finals["pipeline"], fresh_pipe)
     assert torch.equal(ours, theirs)
+
+
+def test_convert_round_trips_and_refuses_its_own_source(tiny_bundle, official, tmp_path, capsys):
+    from acetune.cli.app import main
+
+    there = tmp_path / "pipe"
+    assert main(["model", "convert", str(official), "--out", str(there), "--format", "diffusers"]) == 0
+    assert "diffusers layout" in capsys.readouterr().out
+    back = tmp_path / "back"
+    assert main(["model", "convert", str(there), "--out", str(back), "--format", "official"]) == 0
+    a, b = load_model(official), load_model(back)
+    assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+    assert torch.equal(a.silence_latent, b.silence_latent) and not (back / "model_index.json").exists()
+    assert main(["model", "convert", str(there), "--out", str(there), "--format", "official", "--overwrite"]) == 2
+    assert "would overwrite the base model it is made from" in capsys.readouterr().err
+    assert load_model(there).variant.name == "turbo"  # untouched

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import torch
 
+from acetune.adapters.diffusers_header import METADATA_KEY as DIFFUSERS_KEY
 from acetune.adapters.formats import AdapterFile, read_adapter
-from acetune.adapters.safetensors_io import read_safetensors, write_safetensors
-from acetune.atomic import atomic_path
-from acetune.errors import CheckpointWriteError, ConfigError
+from acetune.adapters.safetensors_io import read_safetensors
+from acetune.adapters.single_file import check_output_file, write_output_file
+from acetune.errors import ConfigError
 
 PREFIX_CHOICES = ("base_model.model", "diffusion_model.decoder")
 
@@ -43,17 +44,12 @@ def export_comfyui(adapter_path: str | Path, out_file: str | Path, *, prefix: st
     prefix = prefix.rstrip(".")
     if prefix not in PREFIX_CHOICES:
         raise ConfigError(f"ComfyUI maps ACE-Step LoRA keys only under {' or '.join(PREFIX_CHOICES)}, not {prefix!r}")
-    if out.suffix != ".safetensors":
-        raise ConfigError("the ComfyUI file must end in .safetensors (ComfyUI lists only those)", path=out)
-    if out.is_dir():
-        raise CheckpointWriteError("the output path is a folder", path=out, fix="name a .safetensors file")
-    if out.exists() and not overwrite:
-        raise CheckpointWriteError("the output file already exists", path=out,
-                                   fix="choose another name, or pass --overwrite")
+    check_output_file(out, overwrite=overwrite, tool="ComfyUI")
     adapter = read_adapter(adapter_path)
     tensors = _comfyui_tensors(adapter, prefix)
-    metadata = {**adapter.metadata, "format": "comfyui", "source_format": adapter.format}
-    _write_atomically(tensors, out, metadata)
+    carried = {k: v for k, v in adapter.metadata.items() if k != DIFFUSERS_KEY}  # describes the PEFT keys, not these
+    metadata = {**carried, "format": "comfyui", "source_format": adapter.format}
+    write_output_file(tensors, out, metadata, tool="ComfyUI")
     return out
 
 
@@ -81,10 +77,3 @@ def _comfyui_tensors(adapter: AdapterFile, prefix: str) -> dict[str, torch.Tenso
                                              if magnitude.dim() == 1 else magnitude)
     return tensors
 
-
-def _write_atomically(tensors: dict[str, torch.Tensor], out: Path, metadata: dict[str, str]) -> None:
-    try:
-        with atomic_path(out) as temp:
-            write_safetensors(tensors, temp, metadata)
-    except OSError as err:
-        raise CheckpointWriteError(f"cannot write the ComfyUI file ({err})", path=out) from err

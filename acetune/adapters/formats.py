@@ -20,13 +20,19 @@ import torch
 
 from acetune.adapters import full, lycoris_backend, peft_backend
 from acetune.adapters.config_json import read_json_object
+from acetune.adapters.diffusers_header import METADATA_KEY as DIFFUSERS_HEADER
+from acetune.adapters.diffusers_header import PREFIX as DIFFUSERS_COMPONENT
+from acetune.adapters.diffusers_header import WEIGHTS_NAME as DIFFUSERS_WEIGHTS
+from acetune.adapters.diffusers_header import header_scale, pattern_value
 from acetune.adapters.safetensors_io import read_safetensors
 from acetune.errors import ModelLoadError
+from acetune.model.diffusers_keys import module_from_diffusers
 
 # the file names the training-side writers use (one definition each)
 PEFT_CONFIG, PEFT_WEIGHTS, FULL_WEIGHTS = peft_backend.CONFIG_FILE, peft_backend.WEIGHTS_FILE, full.WEIGHTS_FILE
 LYCORIS_FILES = tuple(lycoris_backend.WEIGHTS_FILES.values())
 PREFIXES = ("base_model.model.", "diffusion_model.decoder.")  # dotted paths; plus `lycoris_` + underscored
+DIFFUSERS_PREFIX = f"{DIFFUSERS_COMPONENT}."  # diffusers' own files: its module names (to_q, to_out.0, ...)
 _SUFFIXES = {  # key suffix -> (family, name inside ModuleDelta.tensors)
     "lora_A.weight": ("lora_AB", "lora_down"), "lora_B.weight": ("lora_AB", "lora_up"),
     "lora_A.default.weight": ("lora_AB", "lora_down"), "lora_B.default.weight": ("lora_AB", "lora_up"),
@@ -117,7 +123,7 @@ class AdapterFile:
     """An adapter read from disk. `deltas` is keyed by module name, or tensor name for full replacements."""
 
     path: Path  # the weights file read
-    format: str  # peft | lycoris | comfyui | acetune-full
+    format: str  # peft | lycoris | comfyui | diffusers | acetune-full
     kind: str  # lora | dora | lokr | loha | full
     deltas: dict[str, ModuleDelta]
     metadata: dict[str, str]
@@ -145,13 +151,27 @@ def read_adapter(path: str | Path) -> AdapterFile:
         raise ModelLoadError(f"the file mixes adapter formats ({', '.join(sorted(kinds | families))})", path=weights,
                              fix="keep one adapter per file")
     kind = "dora" if "dora" in kinds else kinds.pop()
-    fmt = "comfyui" if kind in ("lora", "dora") or metadata.get("format") == "comfyui" else "lycoris"
     deltas = {name: _delta_from_parts(name, parts, kind) for name, parts in modules.items()}
+    if any(key.startswith(DIFFUSERS_PREFIX) for key in tensors):
+        return _read_diffusers(weights, kind, deltas, metadata)
+    fmt = "comfyui" if kind in ("lora", "dora") or metadata.get("format") == "comfyui" else "lycoris"
     notes = ()
     if kind in ("lora", "dora") and not any("alpha" in parts for parts in modules.values()):
         notes = (f"{weights.name} has no alpha tensors, so it applies with alpha/rank = 1 (ComfyUI's rule); a PEFT "
                  f"adapter needs its {PEFT_CONFIG} beside it",)
     return AdapterFile(weights, fmt, kind, deltas, metadata, notes)
+
+
+def _read_diffusers(weights: Path, kind: str, deltas: dict[str, ModuleDelta], metadata: dict[str, str]) -> AdapterFile:
+    """A diffusers adapter file (ours from export_diffusers, or diffusers' trainers'): scales from its header.
+
+    A LoKr file has none: diffusers loads LoKr at alpha = r (scale 1), so its scale rides in the factors.
+    """
+    scaled = {name: ModuleDelta(name, d.kind, d.tensors, header_scale(metadata, name, d.rank or 1, weights))
+              for name, d in deltas.items()}
+    notes = () if DIFFUSERS_HEADER in metadata or kind == "lokr" else \
+        (f"{weights.name} has no {DIFFUSERS_HEADER} header, so it applies with alpha/rank = 1 (diffusers' rule)",)
+    return AdapterFile(weights, "diffusers", kind, scaled, metadata, notes)
 
 
 def _locate(path: Path) -> tuple[Path, Path | None]:
@@ -166,12 +186,12 @@ def _locate(path: Path) -> tuple[Path, Path | None]:
                                  fix="pass the adapter folder or its .safetensors file (.bin/.pt are not read)")
         else:
             return path, None
-    found = [name for name in (PEFT_CONFIG, *LYCORIS_FILES, FULL_WEIGHTS) if (path / name).is_file()]
+    found = [name for name in (PEFT_CONFIG, *LYCORIS_FILES, FULL_WEIGHTS, DIFFUSERS_WEIGHTS) if (path / name).is_file()]
     if not found and (path / "adapter").is_dir():  # the nested `<run>/adapter/` layout of other trainers
         return _locate(path / "adapter")
     if not found:
-        raise ModelLoadError(f"no adapter here (expected {PEFT_CONFIG}, {', '.join(LYCORIS_FILES)} or "
-                             f"{FULL_WEIGHTS})", path=path, fix="pass the adapter folder, or a .safetensors file")
+        raise ModelLoadError(f"no adapter here (expected {PEFT_CONFIG}, {', '.join(LYCORIS_FILES)}, {FULL_WEIGHTS} "
+                             f"or {DIFFUSERS_WEIGHTS})", path=path, fix="pass the adapter folder, or a .safetensors file")
     if len(found) > 1:
         raise ModelLoadError(f"more than one adapter here ({', '.join(found)})", path=path,
                              fix="keep one adapter per folder, or pass the file you mean")
@@ -199,7 +219,7 @@ def _read_peft(weights: Path, config: dict, tensors: dict, metadata: dict[str, s
             raise ModelLoadError(f"{name} {'has' if kind == 'dora' else 'lacks'} a DoRA magnitude but "
                                  f"{PEFT_CONFIG} says use_dora={config['use_dora']}", path=weights)
         rank = int(parts["lora_down"].shape[0])
-        alpha = float(_pattern_value(config["alpha_pattern"], name, config["lora_alpha"]))
+        alpha = float(pattern_value(config["alpha_pattern"], name, config["lora_alpha"]))
         scale = alpha / math.sqrt(rank) if config["use_rslora"] else alpha / rank
         deltas[name] = ModuleDelta(name, kind, parts, scale)
     kinds = {d.kind for d in deltas.values()} - {"full"}
@@ -224,14 +244,6 @@ def _peft_config(path: Path) -> dict:
         raise ModelLoadError(f"the PEFT adapter config has a malformed value ({err})", path=path) from err
 
 
-def _pattern_value(pattern: dict, module: str, default):
-    """PEFT's per-module override: the first key that matches the end of the module name at a dot."""
-    for key, value in pattern.items():
-        if re.match(rf"(.*\.)?({key})$", module):
-            return value
-    return default
-
-
 def _group(tensors: dict[str, torch.Tensor], path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], set[str]]:
     """Split keys into module -> {part: tensor}; unknown key formats are refused with examples."""
     modules: dict[str, dict[str, torch.Tensor]] = {}
@@ -244,6 +256,8 @@ def _group(tensors: dict[str, torch.Tensor], path: Path) -> tuple[dict[str, dict
             module = stem[len(prefix):]
         elif stem.startswith("lycoris_"):
             prefix, module = "lycoris_", _lycoris_module(stem[len("lycoris_"):])
+        elif stem.startswith(DIFFUSERS_PREFIX):
+            prefix, module = DIFFUSERS_PREFIX, module_from_diffusers(stem[len(DIFFUSERS_PREFIX):])
         else:
             module = None
         if suffix is None or module is None:
@@ -256,7 +270,8 @@ def _group(tensors: dict[str, torch.Tensor], path: Path) -> tuple[dict[str, dict
     if unknown:
         raise ModelLoadError(f"{len(unknown)} keys of no known adapter format, e.g. {sorted(unknown)[:3]}", path=path,
                              fix="acetune reads PEFT, LyCORIS (lycoris_*), ComfyUI (base_model.model.* / "
-                                 "diffusion_model.decoder.*) and decoder.* full fine-tune files")
+                                 "diffusion_model.decoder.*), diffusers (transformer.*) and decoder.* full "
+                                 "fine-tune files")
     if len(styles) > 1:
         raise ModelLoadError(f"the file mixes key prefixes ({', '.join(sorted(styles))})", path=path)
     return modules, families - {"any"}

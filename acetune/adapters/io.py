@@ -7,7 +7,8 @@ Folder contents (flat, no nested `adapter/`):
   `algo`, `format` and `<algo>_config` metadata the upstream loaders read);
 - full: `decoder.safetensors` with official `decoder.*` keys.
 Every weights file also carries `acetune_adapter_config` (the exact `AdapterConfig`) and the
-caller's metadata in its safetensors header.
+caller's metadata in its safetensors header; a LoRA/DoRA file diffusers can read also carries
+diffusers' `lora_adapter_metadata` (see diffusers_header).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from acetune.adapters import full, lycoris_backend, peft_backend
 from acetune.atomic import write_folder_atomic
 from acetune.adapters.attached import AttachedAdapter
 from acetune.adapters.config_json import config_to_json
+from acetune.adapters.diffusers_header import METADATA_KEY as DIFFUSERS_KEY
 from acetune.adapters.targets import require_plain_decoder
 from acetune.config import AdapterKind
 from acetune.errors import ConfigError, ModelLoadError
 
 CONFIG_KEY = "acetune_adapter_config"
-_RESERVED = {"format", "algo", CONFIG_KEY, "lokr_config", "loha_config"}
+_RESERVED = {"format", "algo", CONFIG_KEY, "lokr_config", "loha_config", DIFFUSERS_KEY}
 
 _WRITERS = {
     AdapterKind.LORA: peft_backend.save_peft,

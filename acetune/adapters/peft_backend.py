@@ -20,6 +20,7 @@ from torch import nn
 
 from acetune.adapters.attached import AttachedAdapter
 from acetune.adapters.config_json import config_from_json, read_json_object
+from acetune.adapters.diffusers_header import peft_file_header
 from acetune.adapters.safetensors_io import read_safetensors, require_same_tensors, rewrite_metadata
 from acetune.adapters.targets import ATTENTION_PROJECTIONS, target_names_for
 from acetune.config import AdapterConfig, AdapterKind, AttentionTargets
@@ -45,11 +46,13 @@ def save_peft(attached: AttachedAdapter, folder: Path, metadata: dict[str, str])
 
     adapter_config.json stays exactly what PEFT writes: PEFT accepts unknown keys there only
     with a warning telling the user to upgrade PEFT, which the ACE-Step app would show on
-    every load. PEFT's generated README.md (a model-card template) is not kept.
+    every load. PEFT's generated README.md (a model-card template) is not kept. The header also
+    gets diffusers' `lora_adapter_metadata` where diffusers can read the file, so
+    `AceStepPipeline.load_lora_weights(folder)` loads it at the trained strength (diffusers_header).
     """
     attached.backend.save_pretrained(str(folder))
     (folder / "README.md").unlink(missing_ok=True)
-    rewrite_metadata(folder / WEIGHTS_FILE, {"format": "pt", **metadata})
+    rewrite_metadata(folder / WEIGHTS_FILE, {"format": "pt", **metadata, **peft_file_header(attached)})
 
 
 def load_peft(decoder: nn.Module, folder: Path) -> AttachedAdapter:

@@ -11,6 +11,7 @@ OLD_SPELLINGS: dict[tuple[str, ...], dict[str, str]] = {
     ("presets", "show"): {"--adapter": "--adapter-kind"},
     ("preprocess",): {"--storage-dtype": "--save-dtype", "--compute-dtype": "--precision"},
     ("merge",): {"--dtype": "--save-dtype"},
+    ("model", "convert"): {"--dtype": "--save-dtype"},
     ("estimate-memory",): {"--dtype": "--precision"},
     ("dataset", "edit"): {"--keyscale": "--key", "--timesignature": "--time-signature"},
 }

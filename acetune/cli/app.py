@@ -36,6 +36,7 @@ app.command("generate")(generate_cmd.generate_command)
 app.add_typer(adapter_cmd.app, name="adapter")
 app.command("merge")(adapter_cmd.merge_command)
 app.command("export-comfyui")(adapter_cmd.export_comfyui_command)
+app.command("export-diffusers")(adapter_cmd.export_diffusers_command)
 app.command("estimate-memory")(memory_cmd.estimate_memory_command)
 dataset_cmd.app.command("validate")(cache_cmd.validate_command)
 

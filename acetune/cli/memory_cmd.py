@@ -31,8 +31,7 @@ def estimate_memory_command(
     from acetune.config import resolve_config
     from acetune.model import named_config
     from acetune.model.bundle import resolve_dit
-    from acetune.model.checkpoint import CONFIG_FILE
-    from acetune.model.config import ModelConfig
+    from acetune.model.checkpoint import read_model_config
     from acetune.model.devices import precision_dtype, resolve_device, resolve_precision
     from acetune.train.auto import AUTO, choose_auto
     from acetune.train.memory import estimate_memory
@@ -46,7 +45,7 @@ def estimate_memory_command(
             console.print(note)
     run = resolve_config(preset=preset, files=list(config or []), overrides=overrides)
     if checkpoint_dir:
-        model_config = ModelConfig.from_json_file(resolve_dit(checkpoint_dir, run.data.model) / CONFIG_FILE)
+        model_config = read_model_config(resolve_dit(checkpoint_dir, run.data.model))
     else:
         model_config = named_config(architecture)
     dtype = resolve_precision(precision, resolve_device("auto")) if precision == Precision.AUTO else \

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from acetune.errors import ConfigError, ModelLoadError
@@ -52,6 +53,22 @@ def info(
     console.print(f"strict key check: {status} — {s.keys.describe()}")
     if strict and not s.keys.ok:
         raise ModelLoadError("the weights do not match the architecture in config.json (see above)", path=s.folder)
+
+
+@app.command("convert")
+def convert(
+    path: Path = typer.Argument(..., help="Model folder: official DiT folder (vae/ and the text encoder beside it) "
+                                          "or a diffusers pipeline folder."),
+    out: Path = typer.Option(..., help="New folder to write."),
+    layout: str = typer.Option(..., "--format", help="official or diffusers (an AceStepPipeline folder)."),
+    save_dtype: str = typer.Option(None, help="Save as fp32, bf16 or fp16 (default: the source's dtype)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out folder."),
+) -> None:
+    """Rewrite a model in the other layout: official <-> diffusers AceStepPipeline (weights unchanged)."""
+    from acetune.model.convert import convert_model
+
+    written = convert_model(path, out, format=layout, dtype=save_dtype, overwrite=overwrite)
+    Console(soft_wrap=True).print(f"wrote [bold]{escape(str(written))}[/] ({layout} layout)")
 
 
 @app.command("make-tiny")

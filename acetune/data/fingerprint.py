@@ -19,8 +19,7 @@ from acetune.atomic import write_json_atomic
 from acetune.data.cache import CACHE_FORMAT_VERSION, FINGERPRINT_FILE
 from acetune.errors import CacheError, CacheMismatchError
 from acetune.model.bundle import Bundle
-from acetune.model.checkpoint import CONFIG_FILE
-from acetune.model.config import ModelConfig
+from acetune.model.checkpoint import model_folders, read_model_config
 from acetune.model.text_encoder import tokenizer_hash
 from acetune.model.variant import detect_variant
 
@@ -40,6 +39,14 @@ def file_digest(path: Path) -> str:
             handle.seek(offset)
             digest.update(handle.read(SAMPLE_BYTES))
     return digest.hexdigest()
+
+
+def model_digest(dit: Path) -> str:
+    """`folder_digest` of the DiT folder; of a diffusers pipeline, of its root and model component folders."""
+    folders = model_folders(dit)
+    if len(folders) == 1:
+        return folder_digest(folders[0])
+    return hashlib.sha256("".join(f"{f.name}:{folder_digest(f)}" for f in folders).encode()).hexdigest()
 
 
 def folder_digest(folder: Path) -> str:
@@ -91,8 +98,8 @@ def _short(value: Any) -> str:
 
 def bundle_fingerprint(bundle: Bundle, options: dict[str, Any]) -> Fingerprint:
     """The fingerprint a cache made from `bundle` with `options` must carry."""
-    return Fingerprint(variant=detect_variant(ModelConfig.from_json_file(bundle.dit / CONFIG_FILE)).name,
-                       model=folder_digest(bundle.dit), vae=folder_digest(bundle.vae),
+    return Fingerprint(variant=detect_variant(read_model_config(bundle.dit)).name,
+                       model=model_digest(bundle.dit), vae=folder_digest(bundle.vae),
                        text_encoder=folder_digest(bundle.text_encoder), tokenizer=tokenizer_hash(bundle.text_encoder),
                        options=options)
 

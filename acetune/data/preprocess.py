@@ -30,8 +30,7 @@ from acetune.data.prompts import build_caption_prompt, build_lyric_text, build_m
 from acetune.errors import AcetuneError, AudioError, CacheError, CacheMismatchError, ConfigError
 from acetune.events import Event, Finished, Progressed, Skipped, Started, Warned
 from acetune.model.bundle import Bundle, resolve_bundle
-from acetune.model.checkpoint import CONFIG_FILE, load_model, load_silence_latent
-from acetune.model.config import ModelConfig
+from acetune.model.checkpoint import load_model, load_silence_latent, read_model_config
 from acetune.model.text_encoder import load_text_encoder
 from acetune.model.vae import load_vae
 from acetune.model.weights import parse_dtype
@@ -245,7 +244,7 @@ def _two_pass(todo, bundle, out, config, writer, counts, should_stop) -> Iterato
     try:
         if need:
             vae, text_encoder = _load_pass1(bundle, config)
-            silence = load_silence_latent(bundle.dit, ModelConfig.from_json_file(bundle.dit / CONFIG_FILE))
+            silence = load_silence_latent(bundle.dit, read_model_config(bundle.dit))
             for done, plan in enumerate(todo, 1):
                 if should_stop():
                     yield Finished("preprocess", "stopped", counts)

@@ -3,7 +3,8 @@
 `ACE-Step/Ace-Step1.5` is the official bundle; its DiT lives in the `acestep-v15-turbo`
 subfolder, which is used when no subfolder is named. `owner/repo/subfolder` picks another.
 Only weights, configs and the silence latent are fetched: acetune never runs code from a
-checkpoint, so `*.py` files are not downloaded.
+checkpoint, so `*.py` files are not downloaded. A diffusers pipeline repo (model_index.json)
+is fetched the same way, with its component folders.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from acetune.errors import ModelLoadError
+from acetune.model.diffusers_layout import is_pipeline
 
 MAIN_BUNDLE = "ACE-Step/Ace-Step1.5"
 DEFAULT_SUBFOLDERS = {MAIN_BUNDLE: "acestep-v15-turbo"}
@@ -65,9 +67,9 @@ def _checked_folder(path: Path) -> Path:
     if not path.is_dir():
         raise ModelLoadError("expected a checkpoint folder, got a file", path=path,
                              fix="pass the folder that holds config.json and model.safetensors")
-    if (path / CHECKPOINT_MARKER).is_file():
+    if (path / CHECKPOINT_MARKER).is_file() or is_pipeline(path):
         return path
-    candidates = sorted(p.name for p in path.iterdir() if (p / CHECKPOINT_MARKER).is_file())
+    candidates = sorted(p.name for p in path.iterdir() if (p / CHECKPOINT_MARKER).is_file() or is_pipeline(p))
     hint = f"it holds model folders {', '.join(candidates)}; pass one of those" if candidates else \
         "pass the folder that holds config.json and model.safetensors (e.g. checkpoints/acestep-v15-turbo)"
     raise ModelLoadError("this folder is not an ACE-Step checkpoint (no config.json)", path=path, fix=hint)

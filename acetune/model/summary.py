@@ -6,12 +6,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from acetune.model.checkpoint import CONFIG_FILE, SILENCE_FILE, build_model, expected_shapes, load_silence_latent
+from acetune.model.checkpoint import (build_model, checkpoint_weights, expected_shapes, has_silence_latent,
+                                      load_silence_latent, read_model_config)
 from acetune.model.config import ModelConfig
 from acetune.model.hub import resolve_checkpoint
 from acetune.model.keycheck import KeyReport, compare_keys
 from acetune.model.variant import Variant, detect_variant
-from acetune.model.weights import find_weight_files
 
 PARTS = (
     "decoder", "encoder.text_projector", "encoder.lyric_encoder", "encoder.timbre_encoder",
@@ -37,14 +37,14 @@ class CheckpointSummary:
 
 def summarize_checkpoint(source: str | Path, variant: str | None = None) -> CheckpointSummary:
     folder = resolve_checkpoint(source)
-    config = ModelConfig.from_json_file(folder / CONFIG_FILE)
-    weights = find_weight_files(folder)
+    config = read_model_config(folder)
+    weights = checkpoint_weights(folder)
     model = build_model(config, meta=True)
     parameters = {part: 0 for part in PARTS}
     for name, param in model.named_parameters():
         part = next(p for p in PARTS if name == p or name.startswith(p + "."))
         parameters[part] += param.numel()
-    silence = load_silence_latent(folder, config).shape[1] if (folder / SILENCE_FILE).is_file() else None
+    silence = load_silence_latent(folder, config).shape[1] if has_silence_latent(folder) else None
     return CheckpointSummary(
         folder=folder,
         config=config,

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from acetune.errors import ModelLoadError
+from acetune.model.diffusers_layout import tokenizer_folder
 
 CAPTION_MAX_TOKENS = 256
 LYRIC_MAX_TOKENS = 2048
@@ -55,7 +56,11 @@ class TextEncoder:
 
 def load_text_encoder(folder: Path, *, dtype: torch.dtype = torch.float32,
                       device: str | torch.device = "cpu") -> TextEncoder:
-    """Tokenizer + bare Qwen3Model from a local folder; never runs code from the folder."""
+    """Tokenizer + bare Qwen3Model from a local folder; never runs code from the folder.
+
+    The tokenizer sits in the same folder (official layout) or, for a diffusers pipeline's
+    `text_encoder/`, in the pipeline's `tokenizer/` beside it.
+    """
     from transformers import AutoTokenizer, Qwen3Model
 
     folder = Path(folder)
@@ -72,7 +77,7 @@ def load_text_encoder(folder: Path, *, dtype: torch.dtype = torch.float32,
         raise ModelLoadError(f"model_type is {model_type!r}; the ACE-Step text encoder is a 'qwen3' model",
                              path=config_path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder(folder), trust_remote_code=False)
         model = Qwen3Model.from_pretrained(folder)  # dtype keyword differs across transformers 4.x / 5.x
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         raise ModelLoadError(f"cannot load the text encoder ({type(err).__name__}: {str(err).splitlines()[0]})",
@@ -81,10 +86,13 @@ def load_text_encoder(folder: Path, *, dtype: torch.dtype = torch.float32,
 
 
 def tokenizer_hash(folder: Path) -> str:
-    """sha256 over the tokenizer files present: a tokenizer change invalidates a cache."""
+    """sha256 over the tokenizer files present: a tokenizer change invalidates a cache.
+
+    `folder` is the text encoder's; the same tokenizer files give the same hash in either layout.
+    """
     digest = hashlib.sha256()
     for name in TOKENIZER_FILES:
-        path = Path(folder) / name
+        path = tokenizer_folder(Path(folder)) / name
         if path.is_file():
             digest.update(name.encode())
             digest.update(path.read_bytes())

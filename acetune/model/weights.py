@@ -52,21 +52,22 @@ class WeightFiles:
     key_to_file: dict[str, Path] = field(default_factory=dict)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     dtypes: dict[str, str] = field(default_factory=dict)
+    stored_names: dict[str, str] = field(default_factory=dict)  # key -> its name in the file, where they differ
 
     @property
     def total_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.files)
 
 
-def find_weight_files(folder: Path) -> WeightFiles:
-    """Locate `model.safetensors` or the sharded index and read every header (no tensor data)."""
-    single, index = folder / SINGLE_FILE, folder / INDEX_FILE
+def find_weight_files(folder: Path, single_name: str = SINGLE_FILE) -> WeightFiles:
+    """Locate `model.safetensors` (or `single_name`) or its sharded index and read every header (no tensor data)."""
+    single, index = folder / single_name, folder / f"{single_name}.index.json"
     if index.is_file():
         files = _files_from_index(index)
     elif single.is_file():
         files = [single]
     else:
-        raise ModelLoadError(f"no {SINGLE_FILE} or {INDEX_FILE} in this folder", path=folder,
+        raise ModelLoadError(f"no {single.name} or {index.name} in this folder", path=folder,
                              fix="point at an ACE-Step model folder such as checkpoints/acestep-v15-turbo")
     weights = WeightFiles(folder, files)
     for path in files:
@@ -117,7 +118,7 @@ def read_tensors(weights: WeightFiles, keys: list[str], dtype: torch.dtype, devi
         try:
             with safe_open(str(path), framework="pt", device=str(device)) as handle:
                 for key in file_keys:
-                    tensor = handle.get_tensor(key)
+                    tensor = handle.get_tensor(weights.stored_names.get(key, key))
                     if not tensor.is_floating_point():
                         raise ModelLoadError(f"tensor {key!r} has dtype {tensor.dtype}; model weights must be "
                                              "floating point", path=path)

@@ -20,7 +20,7 @@ from acetune.data.fingerprint import Fingerprint, bundle_fingerprint, read_finge
 from acetune.errors import ConfigError, TrainingError
 from acetune.events import Warned
 from acetune.model.bundle import resolve_bundle
-from acetune.model.checkpoint import CONFIG_FILE, load_model
+from acetune.model.checkpoint import load_model, read_model_config
 from acetune.model.config import ModelConfig
 from acetune.model.devices import resolve_device, resolve_precision
 from acetune.model.masks import AttentionOptions
@@ -147,7 +147,7 @@ def build_session(config: RunConfig, *, resuming: bool) -> Session:
     compute_dtype = resolve_precision(config.loop.precision, device)
     sharded = uses_fsdp(config, dist)
     if config.adapter.kind.value == "full" and device.type == "cuda":
-        _preflight_full(config, ModelConfig.from_json_file(dit_folder / CONFIG_FILE), device, compute_dtype,
+        _preflight_full(config, read_model_config(dit_folder), device, compute_dtype,
                         shards=dist.world_size if sharded else 1)
     train_indices, eval_indices = split_indices(reader, config.data.val_split, config.loop.seed)
     options = AttentionOptions(window_convention=config.loop.window_convention, honor_padding=config.loop.honor_padding)

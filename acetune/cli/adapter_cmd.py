@@ -7,10 +7,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from acetune.cli.adapter_specs import check_adapters, parse_adapter
+from acetune.cli.text import printable
 from acetune.errors import ConfigError
 
 app = typer.Typer(help="Inspect adapters.", no_args_is_help=True)
@@ -27,14 +27,14 @@ def info_command(path: Path = typer.Argument(..., help="Adapter folder or file (
     adapter = read_adapter(path)
     console = Console(soft_wrap=True)
     table = Table(show_header=False, box=None)
-    table.add_row("file", escape(str(adapter.path)))
+    table.add_row("file", printable(str(adapter.path)))
     table.add_row("format", adapter.format)
     table.add_row("kind", adapter.kind)
     table.add_row("modules", f"{len(adapter.deltas)} (e.g. {', '.join(sorted(adapter.deltas)[:3])})")
     for key in SHOWN_METADATA:
         if adapter.metadata.get(key):
-            table.add_row(key, escape(adapter.metadata[key]))
-    table.add_row("diffusers", escape(diffusers_loading(adapter)))
+            table.add_row(key, printable(adapter.metadata[key]))
+    table.add_row("diffusers", printable(diffusers_loading(adapter)))
     console.print(table)
 
 
@@ -57,11 +57,11 @@ def merge_command(
 
     console = Console(soft_wrap=True, highlight=False)
     dit = resolve_dit(checkpoint_dir, model)
-    with console.status(f"merging {len(adapters)} adapter(s) into {escape(str(dit))} ..."):
+    with console.status(f"merging {len(adapters)} adapter(s) into {printable(str(dit))} ..."):
         written = merge_into_model(dit, adapters, out, dtype=save_dtype, overwrite=overwrite, format=layout)
     what = ("a diffusers AceStepPipeline folder" if layout == "diffusers"
             else "config.json, model.safetensors, silence_latent.pt")
-    console.print(f"merged {len(adapter)} adapter(s) into [bold]{escape(str(written))}[/] ({what})")
+    console.print(f"merged {len(adapter)} adapter(s) into [bold]{printable(str(written))}[/] ({what})")
 
 
 def export_comfyui_command(
@@ -75,7 +75,7 @@ def export_comfyui_command(
 
     out = _export_path(adapter, out, "comfyui")
     written = export_comfyui(adapter, out, prefix=prefix, overwrite=overwrite)
-    Console(soft_wrap=True).print(f"wrote [bold]{escape(str(written))}[/] (copy it into ComfyUI/models/loras/)")
+    Console(soft_wrap=True).print(f"wrote [bold]{printable(str(written))}[/] (copy it into ComfyUI/models/loras/)")
 
 
 def export_diffusers_command(
@@ -89,8 +89,8 @@ def export_diffusers_command(
 
     out = _export_path(adapter, out, "diffusers")
     written = export_diffusers(adapter, out, overwrite=overwrite)
-    Console(soft_wrap=True).print(f"wrote [bold]{escape(str(written))}[/]; in diffusers: "
-                                  f"{escape(diffusers_loading(read_adapter(written)))}")
+    Console(soft_wrap=True).print(f"wrote [bold]{printable(str(written))}[/]; in diffusers: "
+                                  f"{printable(diffusers_loading(read_adapter(written)))}")
 
 
 def _export_path(adapter: Path, out: Path | None, tool: str) -> Path:

@@ -19,6 +19,7 @@ from acetune.cli import (adapter_cmd, cache_cmd, dataset_cmd, demo_cmd, generate
                          preprocess_cmd, presets_cmd, train_cmd)
 from acetune.cli.aliases import with_current_spellings
 from acetune.cli.command_tree import build_command
+from acetune.cli.text import shown_lines
 from acetune.cli.usage import check_command_path, explain
 from acetune.errors import AcetuneError
 
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_error(err: AcetuneError) -> int:
     """`error: …` and its `fix:` line on stderr; user text is printed as text, never as markup."""
-    Console(stderr=True, soft_wrap=True, highlight=False).print(Text.assemble(("error:", "bold red"), " ", str(err)))
+    message = Text.assemble(("error:", "bold red"), " ", shown_lines(str(err)))
+    Console(stderr=True, soft_wrap=True, highlight=False).print(message)
     return USER_ERROR_EXIT
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+from acetune.cli.text import printable
 
 
 def validate_command(
@@ -43,7 +44,7 @@ def validate_command(
         else:
             console.print("fingerprint: [green]matches[/] the checkpoint")
     for warning in report.warnings:
-        console.print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
+        console.print(f"[yellow]warning[/] {printable(warning)}", highlight=False)
     for problem in report.problems:
         console.print(f"[red]problem[/] {problem}", highlight=False)
     if not report.ok:

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from acetune.cli.song_list import print_song_list
+from acetune.cli.text import printable, printable_lines
 from acetune.data.captions import TAG_POSITIONS, TagConfig, select_caption
 from acetune.data.labels import KEY_ALIASES, SampleLabels
 from acetune.data.sidecars import json_sidecar_path, read_json_sidecar, replace_json_sidecar
@@ -43,7 +43,7 @@ def _print_listed(console: Console, heading: str, rows: list[tuple[Path, str]]) 
     if rows:
         console.print(f"[yellow]{len(rows)} {heading}:[/]")
         for path, text in rows:
-            console.print(f"  [yellow]{escape(str(path))}[/]: {escape(text)}")
+            console.print(f"  [yellow]{printable(str(path))}[/]: {printable(text)}")
 
 
 @app.command("list")
@@ -55,7 +55,7 @@ def list_(folder: Path = _DIR) -> None:
     root = result.dataset.root
     console = _console()
     print_song_list(console, result.dataset.samples)
-    console.print(f"{len(result.dataset.samples)} song(s) in {escape(str(root))}")
+    console.print(f"{len(result.dataset.samples)} song(s) in {printable(str(root))}")
     _print_problems(console, result.problems)
     _print_notices(console, result.notices + result.dataset.uncaptioned())
 
@@ -78,23 +78,23 @@ def _print_sample(console: Console, sample: DatasetSample, root: Path) -> None:
     from acetune.data.preprocess import sample_texts
 
     labels = sample.labels
-    console.print(f"[bold]{escape(sample.relative)}[/]")
+    console.print(f"[bold]{printable(sample.relative)}[/]")
     sources = ", ".join(p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
                         for p in sample.label_sources)
-    console.print(f"label sources: {escape(sources) or '(none)'}")
+    console.print(f"label sources: {printable(sources) or '(none)'}")
     for key, value in labels.to_dict(full=True).items():
         if key not in ("lyrics",) and key not in labels.extra:
-            console.print(f"{key}: {escape(json.dumps(value, ensure_ascii=False))}")
+            console.print(f"{key}: {printable(json.dumps(value, ensure_ascii=False))}")
     for key, value in labels.extra.items():
-        console.print(f"{key} [dim](extra)[/]: {escape(json.dumps(value, ensure_ascii=False))}")
+        console.print(f"{key} [dim](extra)[/]: {printable(json.dumps(value, ensure_ascii=False))}")
     console.print("lyrics:" if labels.lyrics else "lyrics: (none: instrumental)")
     if labels.lyrics:
-        console.print(escape(labels.lyrics))
+        console.print(printable_lines(labels.lyrics))
     prompt, lyric_text = sample_texts(sample, select_caption(labels, 0, set(), TagConfig()))
     console.print("[bold]caption prompt[/] (no dataset tag):")
-    console.print(escape(prompt), end="")
+    console.print(printable_lines(prompt), end="")
     console.print("[bold]lyric text:[/]")
-    console.print(escape(lyric_text))
+    console.print(printable_lines(lyric_text))
 
 
 def _parse_assignments(pairs: list[str]) -> dict[str, object]:
@@ -156,9 +156,9 @@ def edit(
     updated = SampleLabels.from_dict(data, source=sidecar)
     written = replace_json_sidecar(path, updated)
     console = _console()
-    console.print(f"wrote [bold]{escape(str(written))}[/]")
+    console.print(f"wrote [bold]{printable(str(written))}[/]")
     for key in sorted(set(changes) | set(unset)):
-        console.print(f"  {key}: {escape(json.dumps(updated.to_dict(full=True).get(key), ensure_ascii=False))}")
+        console.print(f"  {key}: {printable(json.dumps(updated.to_dict(full=True).get(key), ensure_ascii=False))}")
 
 
 @app.command("export")
@@ -180,7 +180,7 @@ def export(
         raise LabelError("no song has usable labels, nothing to export", path=folder, fix="fix the problems above")
     written = write_dataset_json(result.dataset, out, overwrite=overwrite)
     console = _console()
-    console.print(f"wrote {len(result.dataset.samples)} song(s) to [bold]{escape(str(written))}[/]")
+    console.print(f"wrote {len(result.dataset.samples)} song(s) to [bold]{printable(str(written))}[/]")
     _print_problems(console, result.problems)
     _print_notices(console, result.notices + result.dataset.uncaptioned())
 
@@ -196,7 +196,7 @@ def import_(
 
     report = import_dataset_json(json_file, folder, overwrite=overwrite)
     console = _console()
-    console.print(f"wrote {len(report.written)} sidecar(s) in [bold]{escape(str(report.dataset.root))}[/]")
+    console.print(f"wrote {len(report.written)} sidecar(s) in [bold]{printable(str(report.dataset.root))}[/]")
     tag = report.dataset.tag
     if tag.tag or report.dataset.genre_ratio:
         console.print(f"note: the JSON's dataset tag {tag.tag!r} ({tag.position}) and genre ratio "
@@ -212,13 +212,13 @@ def _render(console: Console, events: Iterable[Event], root: Path) -> None:
     for event in events:
         match event:
             case SplitWritten(path=path, pieces=pieces):
-                console.print(f"{escape(path.relative_to(root).as_posix())}: {len(pieces)} piece(s)")
+                console.print(f"{printable(path.relative_to(root).as_posix())}: {len(pieces)} piece(s)")
             case Analyzed(path=path, estimates=found, written=written):
                 values = ", ".join(f"{k} {v}" for k, v in found.items() if v is not None)
                 kept = f"wrote {', '.join(written)}" if written else "kept every existing value"
-                console.print(f"{escape(path.relative_to(root).as_posix())}: {escape(values)} ({kept})")
+                console.print(f"{printable(path.relative_to(root).as_posix())}: {printable(values)} ({kept})")
             case Skipped(path=path, reason=reason):
-                console.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}")
+                console.print(f"[yellow]skipped[/] {printable(str(path))}: {printable(reason)}")
             case Finished(job=job, summary=summary):
                 console.print(f"{job}: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
 

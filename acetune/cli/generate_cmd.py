@@ -10,10 +10,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from acetune.cli.adapter_specs import check_adapters, parse_adapter
+from acetune.cli.text import printable
 from acetune.config.schema import Precision
 from acetune.errors import AudioError, ConfigError
 
@@ -83,14 +83,14 @@ def generate_command(
     settings = studio.settings(steps=steps, shift=shift, guidance=guidance, guidance_method=guidance_method,
                                method=method)
     for path, strength in adapters:
-        with console.status(f"loading adapter {escape(str(path))} ..."):
+        with console.status(f"loading adapter {printable(str(path))} ..."):
             loaded = studio.add_adapter(path, strength)
-        console.print(f"adapter {escape(loaded.name)} ({loaded.kind}, {loaded.modules} modules) at strength {strength}")
+        console.print(f"adapter {printable(loaded.name)} ({loaded.kind}, {loaded.modules} modules) at strength {strength}")
         for warning in loaded.warnings:
-            console.print(f"[yellow]warning[/] {escape(warning)}")
+            console.print(f"[yellow]warning[/] {printable(warning)}")
         trigger = loaded.metadata.get("trigger_word", "")
         if trigger and trigger.lower() not in caption.lower():
-            console.print(f"[yellow]note[/] {escape(str(path))} was trained with the trigger word {escape(repr(trigger))}; "
+            console.print(f"[yellow]note[/] {printable(str(path))} was trained with the trigger word {printable(repr(trigger))}; "
                           "put it in --caption to call up what it learned")
     console.print(f"{studio.variant.name} sampler: {describe(settings)}")
     bar = Progress(TextColumn("render"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
@@ -103,4 +103,4 @@ def generate_command(
              "adapters": [{"path": str(a.path), "kind": a.kind, "strength": a.strength} for a in studio.adapters]}
     for path in write_takes(waveforms, paths, seeds, track=track, settings=settings, extra=extra,
                             overwrite=overwrite):
-        console.print(f"wrote [bold]{escape(str(path))}[/]")
+        console.print(f"wrote [bold]{printable(str(path))}[/]")

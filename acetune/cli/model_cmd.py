@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from acetune.cli.text import printable
 from acetune.errors import ConfigError, ModelLoadError
 
 FULL_SIZE = ("2b", "xl")  # named configs too large to write as random demo checkpoints
@@ -68,7 +68,7 @@ def convert(
     from acetune.model.convert import convert_model
 
     written = convert_model(path, out, format=layout, dtype=save_dtype, overwrite=overwrite)
-    Console(soft_wrap=True).print(f"wrote [bold]{escape(str(written))}[/] ({layout} layout)")
+    Console(soft_wrap=True).print(f"wrote [bold]{printable(str(written))}[/] ({layout} layout)")
 
 
 @app.command("make-tiny")

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from acetune.cli.exit_codes import PARTIAL
-from acetune.cli.progress import printable, render
+from acetune.cli.progress import render
+from acetune.cli.text import printable
 from acetune.config.schema import Precision
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from acetune.cli.text import printable
 from acetune.config import (
     AdapterKind,
     apply_overrides,
@@ -42,9 +42,9 @@ def list_command(folder: Path = typer.Option(None, "--folder", help=_FOLDER_HELP
     """Built-in and user presets with their descriptions."""
     table = Table("name", "source", "description")
     for info in list_presets(folder=folder):
-        source = "built-in" if info.builtin else escape(f"user ({info.path})")
-        text = escape(info.description) if info.problem is None else f"[red]unusable:[/] {escape(info.problem)}"
-        table.add_row(escape(info.name), source, text)
+        source = "built-in" if info.builtin else printable(f"user ({info.path})")
+        text = printable(info.description) if info.problem is None else f"[red]unusable:[/] {printable(info.problem)}"
+        table.add_row(printable(info.name), source, text)
     _console().print(table)
 
 

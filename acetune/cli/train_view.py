@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from acetune.cli.text import printable
 from acetune.events import (Auditioned, EvalDone, Event, Finished, Progressed, Saved, StepDone, TrainStarted,
                             Warned)
 
@@ -100,10 +100,10 @@ def _print_other(console: Console, event: Event) -> None:
         console.print(f"eval at step {event.step}: {event.loss:.4f}" + (" (best)" if event.best else ""),
                       highlight=False)
     elif isinstance(event, Saved):
-        console.print(f"saved {event.kind} at step {event.step}: {escape(str(event.path))}", highlight=False)
+        console.print(f"saved {event.kind} at step {event.step}: {printable(str(event.path))}", highlight=False)
     elif isinstance(event, Auditioned):
         what = "base model" if event.strength is None else f"strength {event.strength:g}"
-        console.print(f"audition at step {event.step} ({what}, seed {event.seed}): {escape(str(event.path))}",
+        console.print(f"audition at step {event.step} ({what}, seed {event.seed}): {printable(str(event.path))}",
                       highlight=False)
     elif isinstance(event, Warned):
-        console.print(f"[yellow]warning[/] {escape(event.text)}", highlight=False)
+        console.print(f"[yellow]warning[/] {printable(event.text)}", highlight=False)

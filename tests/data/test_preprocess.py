@@ -415,7 +415,8 @@ def test_names_with_markup_and_odd_characters_print_safely(tmp_path, tiny_bundle
 def test_render_escapes_every_user_string():
     from rich.console import Console
 
-    from acetune.cli.progress import printable, render
+    from acetune.cli.progress import render
+    from acetune.cli.text import printable
 
     events = [Started("preprocess", 1), Skipped(Path("/songs/a [red]b[/red] \u202e.wav"), "reason [/x]\nmore"),
               Warned("audio", "/songs/[bold]c.wav: note"), Progressed(1, 1, "d [/] \udce9.wav"),

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from acetune.cli.adapter_specs import check_adapters, parse_adapter
+from acetune.cli.run_folders import missing_adapter_error
 from acetune.cli.text import printable
 from acetune.errors import ConfigError
 
@@ -24,6 +25,8 @@ def info_command(path: Path = typer.Argument(..., help="Adapter folder or file (
     from acetune.adapters.diffusers_export import diffusers_loading
     from acetune.adapters.formats import read_adapter
 
+    if not path.exists():
+        raise missing_adapter_error(path)
     adapter = read_adapter(path)
     console = Console(soft_wrap=True)
     table = Table(show_header=False, box=None)

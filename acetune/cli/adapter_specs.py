@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from acetune.cli.run_folders import missing_adapter_error
+
 
 def parse_adapter(spec: str) -> tuple[Path, float]:
     """`PATH` or `PATH@STRENGTH` (the strength defaults to 1.0)."""
@@ -19,10 +21,8 @@ def parse_adapter(spec: str) -> tuple[Path, float]:
 def check_adapters(adapters: list[tuple[Path, float]]) -> None:
     """Paths exist and strengths are sane, before seconds of model loading."""
     from acetune.adapters.patcher import checked_strength
-    from acetune.errors import ModelLoadError
 
     for path, strength in adapters:
         if not path.exists():
-            raise ModelLoadError("no such adapter file or folder", path=path,
-                                 fix="point --adapter at a run's final/ or best/ folder, or an adapter file")
+            raise missing_adapter_error(path)
         checked_strength(strength, path)

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 from safetensors.torch import load_file, save_file
 
-from acetune.atomic import write_folder_atomic, write_json_atomic
+from acetune.atomic import TEMP_GLOB, write_folder_atomic, write_json_atomic
 from acetune.errors import CheckpointWriteError, ResumeError
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -68,12 +68,10 @@ def list_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def find_latest(output_dir: Path) -> Path:
+def find_latest(output_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run folder, or None when it has none yet."""
     found = list_checkpoints(output_dir)
-    if not found:
-        raise ResumeError("there is no complete checkpoint to resume", path=Path(output_dir) / CHECKPOINTS_DIR,
-                          fix="start a new run (without --resume-from), or point --resume-from at a checkpoint")
-    return found[-1][1]
+    return found[-1][1] if found else None
 
 
 def prune_checkpoints(output_dir: Path, keep_last: int) -> list[Path]:
@@ -85,12 +83,40 @@ def prune_checkpoints(output_dir: Path, keep_last: int) -> list[Path]:
     return removed
 
 
-def check_output_dir(output_dir: Path, resuming: bool) -> None:
-    """A new run refuses a folder that already holds a run (nothing is overwritten silently)."""
+def check_output_dir(output_dir: Path, resuming: bool) -> str | None:
+    """Whether a run may start in `output_dir`; a note when it starts afresh over a run that saved nothing.
+
+    A folder holding trained work is never written over: complete checkpoints are resumed (or the
+    run is refused with that fix); a best/ or final/ adapter without a checkpoint to resume from
+    must be moved away first. A folder whose run stopped before its first checkpoint holds nothing
+    to resume, so a new run, or a resume, starts there afresh.
+    """
     output_dir = Path(output_dir)
-    if resuming or not output_dir.exists():
-        return
-    markers = [output_dir / CHECKPOINTS_DIR, output_dir / "final", output_dir / "events.jsonl"]
-    if any(m.exists() for m in markers):
-        raise CheckpointWriteError("the output folder holds another run", path=output_dir,
-                                   fix="resume it with --resume-from latest, or choose another --out folder")
+    if not output_dir.exists():
+        return None
+    found = list_checkpoints(output_dir)
+    if found and not resuming:
+        raise CheckpointWriteError(f"the output folder holds a run with checkpoints up to step {found[-1][0]}",
+                                   path=output_dir, fix="resume it with --resume-from latest, or choose another --out "
+                                                        "folder")
+    adapters = [output_dir / name for name in ("final", "best") if (output_dir / name).exists()]
+    if adapters and not found:
+        raise CheckpointWriteError(f"{adapters[0].name}/ holds an adapter of a run that left no checkpoint to resume "
+                                   "from, and a run here would replace it", path=adapters[0],
+                                   fix=f"move {adapters[0]} elsewhere to keep it (it loads like any adapter), then run "
+                                       "again; or choose another --out folder")
+    leftovers = [p for p in (output_dir / "events.jsonl", output_dir / CHECKPOINTS_DIR) if p.exists()]
+    if leftovers and not found:
+        return (f"{output_dir} holds a run that stopped before its first checkpoint: nothing to resume, so it starts "
+                "afresh there (events.jsonl goes on)")
+    return None
+
+
+def clean_stale_temps(output_dir: Path) -> list[Path]:
+    """Remove the half-written staging files and folders a killed run left (never a complete checkpoint)."""
+    removed = []
+    for folder in (Path(output_dir), Path(output_dir) / CHECKPOINTS_DIR):
+        for stale in folder.glob(TEMP_GLOB) if folder.is_dir() else []:
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+            removed.append(stale)
+    return removed

@@ -60,10 +60,11 @@ class Counters:
 
 def run(config: RunConfig, control: Control | None = None) -> Iterator[Event]:
     control = control or Control()
-    resume_from = config.save.resume_from
+    output_dir = Path(config.save.output_dir)
+    resume_from, notes = _checkpoint_to_resume(config.save.resume_from, output_dir)
     seed_everything(config.loop.seed)  # a resume then restores the saved states over these
     session = build_session(config, resuming=resume_from is not None)
-    output_dir = Path(config.save.output_dir)
+    session.warnings.extend(notes)
     progress = initial_progress(config.data.coverage_bins)
     ema_class = ShardedEMA if session.sharded else EMA
     ema = ema_class(session.adapter.trainable_parameters, config.loop.ema_decay) if config.loop.ema_decay > 0 else None
@@ -72,9 +73,8 @@ def run(config: RunConfig, control: Control | None = None) -> Iterator[Event]:
     adaptive = _adaptive_sampler(config)
     resumed_path = None
     if resume_from is not None:
-        folder = find_latest(output_dir) if resume_from == "latest" else Path(resume_from)
-        progress, tracker = load_progress(folder, session, generator, ema, adaptive)
-        resumed_path = str(folder)
+        progress, tracker = load_progress(resume_from, session, generator, ema, adaptive)
+        resumed_path = str(resume_from)
     session.adaptive = adaptive
     session.auditions = None if session.sharded else prepare_auditions(session)  # rank 0 alone cannot run FSDP
     events = _events(session, control, progress, tracker, ema, generator, output_dir, resumed_path)
@@ -84,6 +84,18 @@ def run(config: RunConfig, control: Control | None = None) -> Iterator[Event]:
         for _ in events:
             pass
     barrier(session.dist)
+
+
+def _checkpoint_to_resume(resume_from: str | None, output_dir: Path) -> tuple[Path | None, list[Warned]]:
+    """The checkpoint folder to continue from; `latest` in a run that saved none yet starts afresh, and says so."""
+    if resume_from is None:
+        return None, []
+    if resume_from != "latest":
+        return Path(resume_from), []
+    latest = find_latest(output_dir)
+    if latest is None:
+        return None, [Warned("nothing-to-resume", f"{output_dir} has no complete checkpoint yet: starting from step 0")]
+    return latest, []
 
 
 def _adaptive_sampler(config: RunConfig) -> AdaptiveTimesteps | None:

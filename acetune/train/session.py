@@ -26,7 +26,7 @@ from acetune.model.devices import resolve_device, resolve_precision
 from acetune.model.masks import AttentionOptions
 from acetune.train.adapter_card import trigger_word
 from acetune.train.batching import split_indices
-from acetune.train.checkpoint import check_output_dir
+from acetune.train.checkpoint import check_output_dir, clean_stale_temps
 from acetune.train.distributed import DistInfo, device_for, from_environment, wrap
 from acetune.train.optim import build_optimizer, build_scheduler, warmup_steps
 from acetune.train.sharding import shard_decoder, uses_fsdp
@@ -142,7 +142,10 @@ def build_session(config: RunConfig, *, resuming: bool) -> Session:
     check_tag(config.data.tag, trigger[0], Path(config.data.cache))
     dist = from_environment()
     if dist.is_main:
-        check_output_dir(Path(config.save.output_dir), resuming)
+        note = check_output_dir(Path(config.save.output_dir), resuming)
+        warnings.extend([Warned("fresh-start", note)] if note else [])
+        warnings.extend(Warned("stale-temp", f"removed {path}, left half-written by a run that was killed")
+                        for path in clean_stale_temps(Path(config.save.output_dir)))
     device = device_for(dist, resolve_device(config.loop.device))
     compute_dtype = resolve_precision(config.loop.precision, device)
     sharded = uses_fsdp(config, dist)

@@ -126,15 +126,13 @@ def test_bad_inputs_fail_before_training(train_cache, tiny_bundle, tmp_path):
         events_of(make_config(train_cache, other, tmp_path / "r3"))
     done = tmp_path / "r4"
     events_of(make_config(train_cache, tiny_bundle, done, loop=dict(epochs=1)))
-    with pytest.raises(CheckpointWriteError, match="holds another run"):
+    with pytest.raises(CheckpointWriteError, match="holds a run with checkpoints up to step 3"):
         events_of(make_config(train_cache, tiny_bundle, done, loop=dict(epochs=1)))
     with pytest.raises(ResumeError, match="adapter.rank: 8 -> 4"):
         events_of(make_config(train_cache, tiny_bundle, done, adapter=dict(rank=4), save=dict(resume_from="latest")))
     with pytest.raises(ResumeError, match="trains a lora adapter"):
         events_of(make_config(train_cache, tiny_bundle, done, adapter=dict(kind=AdapterKind.LOKR),
                               save=dict(resume_from="latest")))
-    with pytest.raises(ResumeError, match="no complete checkpoint"):
-        events_of(make_config(train_cache, tiny_bundle, tmp_path / "never", save=dict(resume_from="latest")))
 
 
 def test_empty_cache_is_refused(train_cache, tiny_bundle, tmp_path):

@@ -120,11 +120,12 @@ def prepare_auditions(session) -> Auditioner | None:
                     keyscale=config.keyscale or None, timesignature=config.timesignature or None,
                     duration_s=config.duration_s).with_trigger(trigger, position) for prompt in config.prompts]
     device, dtype = session.device, session.compute_dtype
-    text_encoder = load_text_encoder(bundle.text_encoder, dtype=dtype, device=device)
-    encoder_model = load_model(bundle.dit, components=("encoder",), dtype=dtype, device=device).model
-    states = [encode_track(encoder_model, text_encoder, track, session.silence_latent) for track in tracks]
-    del text_encoder, encoder_model
-    vae = load_vae(bundle.vae, dtype=dtype, device=device)
+    with forked_rng(device):  # building the models draws random init weights: the run's RNG must not move
+        text_encoder = load_text_encoder(bundle.text_encoder, dtype=dtype, device=device)
+        encoder_model = load_model(bundle.dit, components=("encoder",), dtype=dtype, device=device).model
+        states = [encode_track(encoder_model, text_encoder, track, session.silence_latent) for track in tracks]
+        del text_encoder, encoder_model
+        vae = load_vae(bundle.vae, dtype=dtype, device=device)
     folder = Path(session.config.save.output_dir) / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     return Auditioner(config, tracks, states, vae, settings, folder)

@@ -1,16 +1,13 @@
 """The standing fault suite for training: a kill -9 at every distinct phase of a run, then a resume, must end
 exactly as an uninterrupted run (final/, best/, the eval history), with every checkpoint left on disk loadable.
 
-Kills are injected at named points by tests/train/crash_runner.py (os._exit in a subprocess: no cleanup
+Kills are injected at named points by tests/crash_runner.py (os._exit in a subprocess: no cleanup
 runs, as with a real SIGKILL), never by timing.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +16,8 @@ from safetensors.torch import load_file
 
 from acetune.cli.app import main
 from acetune.train.checkpoint import list_checkpoints, read_checkpoint
+from crash_runner import run_killed
 
-RUNNER = Path(__file__).with_name("crash_runner.py")
 KILL_POINTS = {  # phase: crash_runner arguments (target, count[, text][, halfway])
     "before the first step": ("acetune.train.loop:_micro_step", "1"),
     "mid-run, between steps": ("acetune.train.loop:_micro_step", "5"),
@@ -65,10 +62,7 @@ def test_a_kill_at_any_phase_resumes_to_the_uninterrupted_run(phase, uninterrupt
                                                               tmp_path):
     out = tmp_path / "run"
     args = _args(train_cache, tiny_bundle, out)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")])}
-    killed = subprocess.run([sys.executable, str(RUNNER), *KILL_POINTS[phase], "--", *args], env=env,
-                            capture_output=True, text=True)
-    assert killed.returncode == 137, killed.stdout[-2000:] + killed.stderr[-2000:]
+    run_killed(KILL_POINTS[phase], args)
     for _, folder in list_checkpoints(out):
         read_checkpoint(folder)  # whatever the kill left that looks like a checkpoint loads
     assert main([*args, "--resume-from", "latest"]) == 0

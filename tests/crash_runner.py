@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 KILLED = 137  # what a shell reports for a process killed by SIGKILL
 
@@ -37,6 +39,13 @@ def arm(target: str, count: int, match: str | None, halfway: bool) -> None:
         return original(*args, **kwargs)
 
     setattr(owner, attr, dying)
+
+
+def run_killed(point: tuple[str, ...], args: list[str]) -> None:
+    """Run `acetune ARGS` in a child that dies at `point`; fail if it ends any other way."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, __file__, *point, "--", *args], env=env, capture_output=True, text=True)
+    assert result.returncode == KILLED, result.stdout[-2000:] + result.stderr[-2000:]
 
 
 def main() -> int:

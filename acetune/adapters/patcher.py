@@ -17,11 +17,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from acetune.adapters.formats import FULL_WEIGHTS, LYCORIS_FILES, PEFT_CONFIG, PEFT_WEIGHTS, AdapterFile, read_adapter
+from acetune.adapters.formats import STANDARD_FILES, AdapterFile, read_adapter
 from acetune.adapters.targets import require_plain_decoder
 from acetune.errors import ConfigError, ModelLoadError
 
-_STANDARD_NAMES = {PEFT_CONFIG, PEFT_WEIGHTS, FULL_WEIGHTS, *LYCORIS_FILES}
 STRENGTH_RANGE = (-2.0, 2.0)
 
 
@@ -75,8 +74,12 @@ class AdapterPatcher:
     def loaded(self) -> tuple[LoadedAdapter, ...]:
         return tuple(entry.record for entry in self._entries)
 
-    def load(self, path: str | Path, strength: float = 1.0, *, name: str | None = None) -> LoadedAdapter:
-        """Read the adapter at `path`, check it fits this decoder, and patch it in at `strength`."""
+    def load(self, path: str | Path, strength: float = 1.0, *, name: str | None = None,
+             alpha: float | None = None) -> LoadedAdapter:
+        """Read the adapter at `path`, check it fits this decoder, and patch it in at `strength`.
+
+        `alpha` applies only where the file states no alpha of its own (see `read_adapter`).
+        """
         path = Path(path)
         strength = checked_strength(strength, path)
         if any(entry.record.path.resolve() == path.resolve() for entry in self._entries):
@@ -91,7 +94,7 @@ class AdapterPatcher:
             raise ConfigError(f"an adapter named {name!r} is already loaded", path=path,
                               fix="give it another name, or unload the loaded one first")
         _require_plain(self.decoder)
-        adapter = read_adapter(path)
+        adapter = read_adapter(path, alpha=alpha)
         by_target = {delta.target: delta for delta in adapter.deltas.values()}
         self._check_fits(adapter, by_target)
         record = LoadedAdapter(name, path, adapter.kind, strength, len(by_target), self._warnings(adapter),
@@ -179,7 +182,7 @@ def _default_name(path: Path) -> str:
     """The folder name for a standard file (`final/lokr_weights.safetensors` -> `final`), else the file stem."""
     path = path.expanduser()
     if path.is_file():
-        return path.parent.resolve().name if path.name in _STANDARD_NAMES else path.stem
+        return path.parent.resolve().name if path.name in STANDARD_FILES else path.stem
     return path.resolve().name
 
 

@@ -13,6 +13,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from acetune.adapters.formats import inspect_adapter
 from acetune.adapters.patcher import AdapterPatcher, _default_name
 from acetune.errors import CheckpointWriteError, ConfigError
 from acetune.model.checkpoint import load_model, save_model
@@ -24,11 +25,12 @@ _STORED = {"F32": "fp32", "BF16": "bf16", "F16": "fp16"}
 
 
 def merge_into_model(model_folder: str | Path, adapters: list[tuple[str | Path, float]], out_folder: str | Path, *,
-                     dtype: str | None = None, overwrite: bool = False) -> Path:
+                     dtype: str | None = None, overwrite: bool = False, alpha: float | None = None) -> Path:
     """Patch each (adapter, strength) into the model at `model_folder` in order and save it to `out_folder`.
 
     `dtype` (fp32/bf16/fp16) defaults to the dtype the base decoder is stored in. `out_folder`
     must not be the base folder (nor contain it); an existing one is replaced only with `overwrite`.
+    `alpha` applies to adapters whose files state none (see `read_adapter`).
     """
     if not adapters:
         raise ConfigError("no adapters to merge", fix="pass at least one adapter folder or file with its strength")
@@ -40,11 +42,13 @@ def merge_into_model(model_folder: str | Path, adapters: list[tuple[str | Path, 
     if out.exists() and not overwrite:  # checked before minutes of loading, save_model checks again
         raise CheckpointWriteError("the output folder already exists", path=out,
                                    fix="choose a new folder, or pass --overwrite")
+    for path, _ in adapters:  # names, headers and alpha checked before minutes of loading
+        inspect_adapter(path, alpha=alpha)
     save_dtype = dtype if dtype is not None else _stored_dtype(source)
     loaded = load_model(source, dtype=save_dtype)
     patcher = AdapterPatcher(loaded.model.decoder, variant=loaded.variant.name)
     for index, (path, strength) in enumerate(adapters):
-        record = patcher.load(path, strength, name=f"{index}:{_default_name(Path(path))}")
+        record = patcher.load(path, strength, name=f"{index}:{_default_name(Path(path))}", alpha=alpha)
         for warning in record.warnings:
             log.warning("%s", warning)
     return save_model(loaded.model, out, silence_latent=loaded.silence_latent, copy_from=loaded.folder,

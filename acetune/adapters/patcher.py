@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from acetune.adapters.formats import STANDARD_FILES, AdapterFile, read_adapter
+from acetune.adapters.provenance import trained_rope_dtype
 from acetune.adapters.targets import require_plain_decoder
 from acetune.errors import ConfigError, ModelLoadError
 
@@ -157,6 +158,12 @@ class AdapterPatcher:
         if trained_on and self.variant and "custom" not in (trained_on, self.variant) and trained_on != self.variant:
             notes.append(f"{adapter.path.name} was trained on the {trained_on} model but is loaded on {self.variant}; "
                          "it may sound off")
+        options = getattr(self.decoder, "options", None)
+        running = getattr(options, "rope_dtype", None)
+        trained, how = trained_rope_dtype(adapter.metadata)
+        if running is not None and running != trained and _low_precision(self.decoder):
+            notes.append(f"{adapter.path.name} was trained with {trained.value} RoPE frequencies ({how}) but the model "
+                         f"runs with {running.value} ones; --rope-dtype {trained.value} (or auto) plays it as trained")
         return tuple(notes)
 
     @torch.no_grad()
@@ -184,6 +191,11 @@ def _default_name(path: Path) -> str:
     if path.is_file():
         return path.parent.resolve().name if path.name in STANDARD_FILES else path.stem
     return path.resolve().name
+
+
+def _low_precision(decoder: nn.Module) -> bool:
+    """The RoPE conventions differ only when the decoder computes below fp32."""
+    return any(p.dtype != torch.float32 for p in decoder.parameters())
 
 
 def _require_plain(decoder: nn.Module) -> None:

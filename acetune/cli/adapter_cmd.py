@@ -9,30 +9,49 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from acetune.cli.adapter_specs import check_adapters, parse_adapter
+from acetune.cli.adapter_specs import ALPHA_HELP, check_adapters, parse_adapter
 from acetune.errors import ConfigError
 
 app = typer.Typer(help="Inspect adapters.", no_args_is_help=True)
 SHOWN_METADATA = ("trigger_word", "tag_position", "variant", "base_model", "recommended_shift", "recommended_steps",
-                  "recommended_guidance", "step", "cache_fingerprint", "acetune_version")
+                  "recommended_guidance", "step", "precision", "rope_dtype", "diff_base_model", "cache_fingerprint",
+                  "acetune_version")
+FILE_ALPHA_HELP = "lora_alpha for a file that does not state one (a bare adapter_model.safetensors)."
 
 
 @app.command("info")
-def info_command(path: Path = typer.Argument(..., help="Adapter folder or file (PEFT, LyCORIS, ComfyUI, full).")) -> None:
-    """Format, kind, adapted modules and the metadata the adapter carries."""
-    from acetune.adapters.formats import read_adapter
+def info_command(path: Path = typer.Argument(..., help="Adapter folder or file (PEFT, LyCORIS, kohya, ComfyUI, full)."),
+                 alpha: float = typer.Option(None, help=FILE_ALPHA_HELP)) -> None:
+    """Format, kind, rank / alpha / scale per module group, the tools that load it, and its metadata."""
+    from acetune.adapters.compatibility import loads_in
+    from acetune.adapters.formats import inspect_adapter, read_adapter
+    from acetune.adapters.module_groups import group_rows
 
-    adapter = read_adapter(path)
+    header = inspect_adapter(path, alpha=alpha)
+    adapter = read_adapter(path, alpha=alpha)
     console = Console(soft_wrap=True)
     table = Table(show_header=False, box=None)
     table.add_row("file", escape(str(adapter.path)))
     table.add_row("format", adapter.format)
     table.add_row("kind", adapter.kind)
+    if adapter.alpha_source:
+        table.add_row("alpha from", escape(adapter.alpha_source))
     table.add_row("modules", f"{len(adapter.deltas)} (e.g. {', '.join(sorted(adapter.deltas)[:3])})")
     for key in SHOWN_METADATA:
         if adapter.metadata.get(key):
             table.add_row(key, escape(adapter.metadata[key]))
     console.print(table)
+    groups = Table("group", "modules", "layers", "kind", "rank", "alpha", "scale (alpha/r)", box=None)
+    for row in group_rows(adapter.deltas):
+        groups.add_row(f"{row.group} {row.parts}", str(row.modules), str(row.layers or "—"), row.kinds, row.rank,
+                       row.alpha, row.scale)
+    console.print(groups)
+    tools = Table("loads in", "", "", box=None)
+    for support in loads_in(header):
+        tools.add_row(support.tool, support.loads, escape(support.note))
+    console.print(tools)
+    for warning in adapter.warnings:
+        console.print(f"[yellow]warning[/] {escape(warning)}")
 
 
 def merge_command(
@@ -41,35 +60,78 @@ def merge_command(
     out: Path = typer.Option(..., help="New model folder (official layout) to write."),
     model: str = typer.Option(None, help="DiT folder inside --checkpoint-dir (default acestep-v15-turbo)."),
     save_dtype: str = typer.Option(None, help="Save as fp32, bf16 or fp16 (default: the base's dtype)."),
+    adapter_alpha: float = typer.Option(None, help=ALPHA_HELP),
     overwrite: bool = typer.Option(False, help="Replace an existing --out folder."),
 ) -> None:
     """Bake adapters into the base DiT: a folder acetune and the ACE-Step app load like the original."""
     adapters = [parse_adapter(spec) for spec in adapter]
-    check_adapters(adapters)
+    check_adapters(adapters, adapter_alpha)
     from acetune.adapters.merge import merge_into_model
     from acetune.model.bundle import resolve_dit
 
     console = Console(soft_wrap=True, highlight=False)
     dit = resolve_dit(checkpoint_dir, model)
     with console.status(f"merging {len(adapters)} adapter(s) into {escape(str(dit))} ..."):
-        written = merge_into_model(dit, adapters, out, dtype=save_dtype, overwrite=overwrite)
+        written = merge_into_model(dit, adapters, out, dtype=save_dtype, overwrite=overwrite, alpha=adapter_alpha)
     console.print(f"merged {len(adapter)} adapter(s) into [bold]{escape(str(written))}[/] "
                   "(config.json, model.safetensors, silence_latent.pt)")
 
 
 def export_comfyui_command(
     adapter: Path = typer.Argument(..., help="Adapter folder or file to export."),
-    out: Path = typer.Option(None, help="Output .safetensors (default: <adapter>_comfyui.safetensors beside it)."),
+    out: Path = typer.Option(None, help="Output .safetensors (default: <run>_step<N>_comfyui.safetensors in the run "
+                                        "folder)."),
+    checkpoint_dir: Path = typer.Option(None, help="DoRA: the checkpoints folder (or DiT folder) it was trained on; "
+                                                   "the exact export stores full weight differences from it."),
+    model: str = typer.Option(None, help="DiT folder inside --checkpoint-dir (default: the adapter's base_model)."),
+    dora_as_lora: bool = typer.Option(False, help="DoRA as small LoRA-style factors, which ComfyUI applies "
+                                                  "12–32 % off (no base model needed)."),
+    diff_dtype: str = typer.Option("fp32", help="DoRA weight differences in fp32 (exact) or fp16 (half the size)."),
     prefix: str = typer.Option("base_model.model", help="Key prefix: base_model.model or diffusion_model.decoder."),
+    alpha: float = typer.Option(None, help=FILE_ALPHA_HELP),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
 ) -> None:
-    """One ComfyUI LoRA file (alpha baked in: strength 1.0 in ComfyUI means what it meant in training)."""
-    if out is None:
-        stem = adapter.parent.name if adapter.is_file() else adapter.name
-        out = (adapter.parent if adapter.is_file() else adapter).parent / f"{stem}_comfyui.safetensors"
-    if out.suffix != ".safetensors":
-        raise ConfigError(f"--out {out} must end in .safetensors", fix="e.g. --out my_style_comfyui.safetensors")
-    from acetune.adapters.comfyui import export_comfyui
+    """One ComfyUI LoRA file (strength 1.0 in ComfyUI means what it meant in training; DoRA exact)."""
+    from acetune.adapters.comfyui import (DIFF_DTYPES, DORA_AS_LORA_WARNING, default_export_path, diff_bytes,
+                                          export_comfyui, factor_bytes, weight_decomposed)
+    from acetune.adapters.formats import read_adapter
 
-    written = export_comfyui(adapter, out, prefix=prefix, overwrite=overwrite)
-    Console(soft_wrap=True).print(f"wrote [bold]{escape(str(written))}[/] (copy it into ComfyUI/models/loras/)")
+    console = Console(soft_wrap=True, highlight=False)
+    if out is not None and out.suffix != ".safetensors":
+        raise ConfigError(f"--out {out} must end in .safetensors", fix="e.g. --out my_style_comfyui.safetensors")
+    if diff_dtype not in DIFF_DTYPES:
+        raise ConfigError(f"--diff-dtype {diff_dtype!r} is not one of {', '.join(DIFF_DTYPES)}",
+                          fix="use fp32 (exact) or fp16 (half the size)")
+    read = read_adapter(adapter, alpha=alpha)
+    out = out if out is not None else default_export_path(adapter, read.metadata)
+    base = None
+    if weight_decomposed(read) and dora_as_lora:
+        console.print(f"[yellow]warning[/] {DORA_AS_LORA_WARNING}")
+    elif weight_decomposed(read) and checkpoint_dir is not None:  # without it export_comfyui says what is missing
+        base = _dora_base(checkpoint_dir, model, read.metadata)
+        console.print(f"exact {read.kind} export: full weight differences from {escape(str(base))} for "
+                      f"{len(read.deltas)} tensors, about {_size(diff_bytes(read, diff_dtype))} ({diff_dtype}); "
+                      f"--dora-as-lora would write {_size(factor_bytes(read))}, played 12–32 % off in ComfyUI")
+    written = export_comfyui(read, out, prefix=prefix, base=base, dora_as_lora=dora_as_lora, diff_dtype=diff_dtype,
+                             overwrite=overwrite)
+    for warning in read.warnings:
+        console.print(f"[yellow]warning[/] {escape(warning)}")
+    where = f"for {base.name} only; " if base is not None else ""
+    console.print(f"wrote [bold]{escape(str(written))}[/] ({where}copy it into ComfyUI/models/loras/)")
+
+
+def _dora_base(checkpoint_dir: Path, model: str | None, metadata: dict[str, str]) -> Path:
+    """The DiT folder whose weights the exact DoRA export subtracts; --model defaults to the adapter's base."""
+    from acetune.model.bundle import resolve_dit
+
+    trained_on = metadata.get("base_model")
+    if model is None and trained_on and (Path(checkpoint_dir) / trained_on).is_dir():
+        model = trained_on
+    return resolve_dit(checkpoint_dir, model)
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"

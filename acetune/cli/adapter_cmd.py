@@ -40,12 +40,12 @@ def info_command(path: Path = typer.Argument(..., help="Adapter folder or file (
     for key in SHOWN_METADATA:
         if adapter.metadata.get(key):
             table.add_row(key, escape(adapter.metadata[key]))
-    console.print(table)
+    console.print(table, "")
     groups = Table("group", "modules", "layers", "kind", "rank", "alpha", "scale (alpha/r)", box=None)
     for row in group_rows(adapter.deltas):
         groups.add_row(f"{row.group} {row.parts}", str(row.modules), str(row.layers or "—"), row.kinds, row.rank,
                        row.alpha, row.scale)
-    console.print(groups)
+    console.print(groups, "")
     tools = Table("loads in", "", "", box=None)
     for support in loads_in(header):
         tools.add_row(support.tool, support.loads, escape(support.note))

@@ -17,7 +17,7 @@ from acetune.config.schema import RopeDtype, RunConfig
 from acetune.errors import ConfigError
 from acetune.model import AceStepModel, AttentionOptions
 from acetune.model.layers import RotaryEmbedding
-from acetune.model.tiny import named_config
+from acetune.model.tiny import build_tiny_model, named_config
 
 HEAD_DIM, THETA = 128, 1_000_000.0  # the 2B and XL decoders (ModelConfig defaults)
 LENGTH = 3000  # DiT positions of a 240 s song: 25 latent frames/s, patch size 2
@@ -101,3 +101,20 @@ def test_options_and_run_config_default_to_the_official_convention():
     assert config_from_dict({"loop": {"rope_dtype": "fp32"}}, source="t").loop.rope_dtype is RopeDtype.FP32
     with pytest.raises(ConfigError, match="loop.rope_dtype"):
         config_from_dict({"loop": {"rope_dtype": "half"}}, source="t")
+
+
+def test_under_bf16_autocast_fp32_weights_get_bf16_frequencies(monkeypatch):
+    """Training keeps fp32 masters under autocast: the rotary sees the bf16 compute dtype, as a bf16 model would."""
+    seen = []
+    original = RotaryEmbedding.inverse_frequencies
+
+    def spy(self, device, dtype):
+        seen.append(dtype)
+        return original(self, device, dtype)
+
+    monkeypatch.setattr(RotaryEmbedding, "inverse_frequencies", spy)
+    decoder = build_tiny_model("tiny", 0).decoder.eval()
+    x = torch.randn(1, 24, 64)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        decoder(x, torch.tensor([0.5]), torch.tensor([0.5]), torch.randn(1, 5, 64), torch.randn(1, 24, 128))
+    assert seen == [torch.bfloat16]

@@ -30,7 +30,7 @@ Default file name (`default_export_path`): ComfyUI lists every LoRA of its one `
 folder by file name, so the name says which run and step it holds: `<run>_step<N>_comfyui.safetensors`
 in the run folder, where <run> is the run folder's name and N (6 digits) the adapter metadata's
 `step`: runs/mystyle/final -> runs/mystyle/mystyle_step000120_comfyui.safetensors; best/ adds
-`_best`; checkpoints/step-000400/adapter/ gives mystyle_step000400. Any other folder or file is
+`_best`; checkpoints/step_0000400/ gives mystyle_step000400. Any other folder or file is
 named after itself, beside it; without a recorded step the `_step<N>` part is left out.
 """
 
@@ -53,6 +53,7 @@ DORA_AS_LORA_WARNING = ("--dora-as-lora: ComfyUI applies a DoRA's weight change 
 
 
 RUN_OUTPUTS = {"final": "", "best": "_best"}  # run sub-folders holding an inference adapter -> name tag
+RUN_CHECKPOINTS = "checkpoints"  # train/checkpoint.py CHECKPOINTS_DIR (adapters may not import train)
 
 
 def default_export_path(adapter_path: str | Path, metadata: dict[str, str]) -> Path:
@@ -64,9 +65,8 @@ def default_export_path(adapter_path: str | Path, metadata: dict[str, str]) -> P
         where, name = path.parent, path.stem.removesuffix("_comfyui")
     elif folder.name in RUN_OUTPUTS:
         where, name = folder.parent, folder.parent.name + RUN_OUTPUTS[folder.name]
-    elif folder.name == "adapter" and folder.parent.name.startswith("step-") and folder.parent.parent.name == "checkpoints":
-        where = folder.parent.parent.parent
-        name = where.name
+    elif folder.parent.name == RUN_CHECKPOINTS:  # <run>/checkpoints/step_0000400/ (the step: from the metadata)
+        where, name = folder.parent.parent, folder.parent.parent.name
     elif folder.name == "adapter":  # other trainers' <run>/adapter/
         where, name = folder.parent, folder.parent.name
     else:

@@ -100,9 +100,8 @@ def inspect_adapter(path: str | Path, *, alpha: float | None = None) -> AdapterH
         raise ModelLoadError(f"the file adapts nothing acetune patches: its keys patch {_aside(groups)}", path=weights,
                              fix="acetune applies adapters to the ACE-Step decoder (the DiT) only")
     if "bias" in groups.families:
-        raise ModelLoadError("plain .bias keys belong to no single-file adapter format, e.g. "
-                             f"{sorted(k for p in groups.modules.values() for k in p.values() if k.endswith('.bias'))[:3]}",
-                             path=weights)
+        biases = sorted(key for parts in groups.modules.values() for key in parts.values() if key.endswith(".bias"))
+        raise ModelLoadError(f"plain .bias keys belong to no single-file adapter format, e.g. {biases[:3]}", path=weights)
     kinds = {_module_kind(weights, name, parts) for name, parts in groups.modules.items()}
     if len({"lora" if k == "dora" else k for k in kinds}) > 1 or groups.families >= {"lora_AB", "lora_updown"}:
         raise ModelLoadError(f"the file mixes adapter formats ({', '.join(sorted(kinds | groups.families))})",

@@ -42,7 +42,8 @@ def group_rows(deltas: dict[str, ModuleDelta]) -> list[GroupRow]:
         parts = list(dict.fromkeys(part for part, _ in sorted(items, key=lambda item: _part_order(item[0]))))
         layers = {m.group(1) for _, d in items if (m := _LAYER.match(d.module))}
         found = [d for _, d in items]
-        rows.append(GroupRow(group, "/".join(parts), len(layers), len(found), ", ".join(sorted({d.kind for d in found})),
+        kinds = ", ".join(sorted({d.kind for d in found}))
+        rows.append(GroupRow(group, "/".join(parts), len(layers), len(found), kinds,
                              _span([d.rank for d in found], "full"), _span([d.alpha for d in found], "—"),
                              _span([None if d.kind in ("full", "diff") else d.scale for d in found], "—")))
     return rows
@@ -57,7 +58,7 @@ def _group_of(delta: ModuleDelta) -> tuple[str, str]:
     last = delta.module.rsplit(".", 1)[-1]
     if last.endswith("norm"):
         return "norms", last
-    return "embeddings and projections", delta.module
+    return "embeddings and projections", delta.module.split(".")[0]
 
 
 def _part_order(part: str) -> tuple[int, str]:

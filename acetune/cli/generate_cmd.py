@@ -67,8 +67,8 @@ def _add_adapters(studio, adapters: list[tuple[Path, float]], headers: list, alp
             console.print(f"[yellow]warning[/] {escape(warning)}")
         trigger = loaded.metadata.get("trigger_word", "")
         if trigger and trigger.lower() not in caption.lower():
-            console.print(f"[yellow]note[/] {escape(str(path))} was trained with the trigger word {escape(repr(trigger))}; "
-                          "put it in --caption to call up what it learned")
+            console.print(f"[yellow]note[/] {escape(str(path))} was trained with the trigger word "
+                          f"{escape(repr(trigger))}; put it in --caption to call up what it learned")
 
 
 def generate_command(

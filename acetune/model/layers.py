@@ -3,10 +3,11 @@
 RMSNorm and RoPE follow Qwen3's rounding order exactly (normalise in fp32, cast back, then
 scale; cos/sin in fp32 then cast). RoPE's frequencies follow `RopeDtype`: the official app
 casts the whole model (`model.to(bf16)`), rounding the rotary `inv_freq` buffer to bf16, and
-then computes angle = float(bf16(inv_freq)) * position in fp32 (golden README section 8). They are written here rather than imported from
-transformers because its rotary module needs a Qwen3Config and keeps a buffer that
-meta-device construction leaves uninitialised, and importing transformers costs seconds at
-CLI start for six lines of arithmetic.
+then computes angle = float(bf16(inv_freq)) * position in fp32 (golden README section 8).
+
+They are written here rather than imported from transformers because its rotary module needs
+a Qwen3Config and keeps a buffer that meta-device construction leaves uninitialised, and
+importing transformers costs seconds at CLI start for six lines of arithmetic.
 """
 
 from __future__ import annotations

@@ -151,7 +151,8 @@ def test_a_diff_export_is_refused_on_a_base_of_another_shape(new_decoder, config
     ("runs/mystyle/final/adapter_model.safetensors", {"step": "120"},
      "runs/mystyle/mystyle_step000120_comfyui.safetensors"),
     ("runs/mystyle/best", {"step": "80"}, "runs/mystyle/mystyle_best_step000080_comfyui.safetensors"),
-    ("runs/mystyle/checkpoints/step-000400/adapter", {"step": "400"},
+    ("runs/mystyle/checkpoints/step_0000400", {"step": "400"}, "runs/mystyle/mystyle_step000400_comfyui.safetensors"),
+    ("runs/mystyle/checkpoints/step_0000400/adapter_model.safetensors", {"step": "400"},
      "runs/mystyle/mystyle_step000400_comfyui.safetensors"),
     ("downloads/their_run/adapter", {}, "downloads/their_run/their_run_comfyui.safetensors"),  # other trainers
     ("downloads/cool_lora", {"step": "7"}, "downloads/cool_lora_step000007_comfyui.safetensors"),

@@ -106,7 +106,8 @@ def test_a_bare_peft_file_takes_its_alpha_from_the_header_or_the_user_or_is_refu
     copied.parent.mkdir()
     shutil.copy(weights, copied)
     adapter = read_adapter(copied)
-    assert (adapter.format, adapter.kind, adapter.alpha_source) == ("peft", "lora", "acetune_adapter_config in the file")
+    assert (adapter.format, adapter.kind) == ("peft", "lora")
+    assert adapter.alpha_source == "acetune_adapter_config in the file"
     assert {d.scale for d in adapter.deltas.values()} == {2.0} and {d.alpha for d in adapter.deltas.values()} == {8.0}
     _same_state(as_trained, _patched(new_decoder, copied))
 

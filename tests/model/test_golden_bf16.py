@@ -25,7 +25,8 @@ from acetune.model import AceStepModel, AttentionOptions, ModelConfig
 from acetune.model.sampling import SamplerSettings, sample
 
 GOLDEN_DIR = Path(__file__).parents[1] / "fixtures" / "golden"
-MODEL_GOLDEN, SAMPLER_GOLDEN = GOLDEN_DIR / "model_tiny_seed0.safetensors", GOLDEN_DIR / "sampler_tiny_seed0.safetensors"
+MODEL_GOLDEN = GOLDEN_DIR / "model_tiny_seed0.safetensors"
+SAMPLER_GOLDEN = GOLDEN_DIR / "sampler_tiny_seed0.safetensors"
 BF16_GOLDEN = GOLDEN_DIR / "model_tiny_seed0_bf16.safetensors"
 FORWARD = (0.2, 0.03)  # max |Δ|, relative RMS
 SAMPLER = (0.35, 0.03)

@@ -56,13 +56,13 @@ RUN_OUTPUTS = {"final": "", "best": "_best"}  # run sub-folders holding an infer
 RUN_CHECKPOINTS = "checkpoints"  # train/checkpoint.py CHECKPOINTS_DIR (adapters may not import train)
 
 
-def default_export_path(adapter_path: str | Path, metadata: dict[str, str]) -> Path:
-    """`<run>[_best][_step<N>]_comfyui.safetensors` in the run folder (see the module docstring)."""
+def default_export_path(adapter_path: str | Path, metadata: dict[str, str], tool: str = "comfyui") -> Path:
+    """`<run>[_best][_step<N>]_<tool>.safetensors` in the run folder (see the module docstring)."""
     path = Path(adapter_path).expanduser().resolve()
     standard = path.is_file() and path.name in STANDARD_FILES
     folder = path.parent if standard else path
     if path.is_file() and not standard:  # a single file: named after itself, beside it
-        where, name = path.parent, path.stem.removesuffix("_comfyui")
+        where, name = path.parent, path.stem.removesuffix(f"_{tool}")
     elif folder.name in RUN_OUTPUTS:
         where, name = folder.parent, folder.parent.name + RUN_OUTPUTS[folder.name]
     elif folder.parent.name == RUN_CHECKPOINTS:  # <run>/checkpoints/step_0000400/ (the step: from the metadata)
@@ -72,7 +72,7 @@ def default_export_path(adapter_path: str | Path, metadata: dict[str, str]) -> P
     else:
         where, name = folder.parent, folder.name
     step = metadata.get("step", "")
-    return where / f"{name}{f'_step{int(step):06d}' if step.isdigit() else ''}_comfyui.safetensors"
+    return where / f"{name}{f'_step{int(step):06d}' if step.isdigit() else ''}_{tool}.safetensors"
 
 
 def weight_decomposed(adapter: AdapterFile) -> bool:

@@ -121,7 +121,9 @@ def prepare_auditions(session) -> Auditioner | None:
                     duration_s=config.duration_s).with_trigger(trigger, position) for prompt in config.prompts]
     device, dtype = session.device, session.compute_dtype
     text_encoder = load_text_encoder(bundle.text_encoder, dtype=dtype, device=device)
-    encoder_model = load_model(bundle.dit, components=("encoder",), dtype=dtype, device=device).model
+    # the encoder runs with the decoder's attention options (window convention, RoPE frequencies)
+    encoder_model = load_model(bundle.dit, components=("encoder",), dtype=dtype, device=device,
+                               options=session.model.options).model
     states = [encode_track(encoder_model, text_encoder, track, session.silence_latent) for track in tracks]
     del text_encoder, encoder_model
     vae = load_vae(bundle.vae, dtype=dtype, device=device)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2  # 2: loop.rope_dtype (migrations.py)
 
 
 def option(default, help: str):

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import torch
 
+from acetune.adapters.deltas import ModuleDelta
 from acetune.adapters.diffusers_header import METADATA_KEY, PREFIX, effective_alpha, lora_metadata
-from acetune.adapters.formats import AdapterFile, ModuleDelta, read_adapter
+from acetune.adapters.formats import PEFT_CONFIG, AdapterFile, read_adapter
 from acetune.adapters.single_file import check_output_file, write_output_file
 from acetune.errors import ConfigError
 from acetune.model.diffusers_keys import module_to_diffusers
@@ -36,11 +37,15 @@ class DiffusersFormatError(ConfigError):
     """The adapter is of a kind diffusers' AceStepPipeline cannot load as an adapter."""
 
 
-def export_diffusers(adapter_path: str | Path, out_file: str | Path, *, overwrite: bool = False) -> Path:
-    """Write `adapter_path` (any format `read_adapter` reads) as a diffusers LoRA/DoRA/LoKr file; returns it."""
+def export_diffusers(adapter: str | Path | AdapterFile, out_file: str | Path, *, alpha: float | None = None,
+                     overwrite: bool = False) -> Path:
+    """Write `adapter` (any format `read_adapter` reads, or one it read) as a diffusers LoRA/DoRA/LoKr file.
+
+    `alpha` applies to files that state none (see `read_adapter`). Returns `out_file`.
+    """
     out = Path(out_file)
     check_output_file(out, overwrite=overwrite, tool="diffusers")
-    adapter = read_adapter(adapter_path)
+    adapter = adapter if isinstance(adapter, AdapterFile) else read_adapter(adapter, alpha=alpha)
     tensors, header = diffusers_tensors(adapter)
     carried = {k: v for k, v in adapter.metadata.items() if k not in _SOURCE_KEYS}
     write_output_file(tensors, out, {**carried, "format": "pt", "source_format": adapter.format, **header},
@@ -72,6 +77,8 @@ def unsupported_reason(adapter: AdapterFile) -> str | None:
     """Why diffusers 0.42.1 cannot load `adapter` as an adapter, or None when `export_diffusers` can write it."""
     if adapter.kind == "full":
         return "a full fine-tune is not an adapter diffusers can load"
+    if adapter.kind == "diff":
+        return "a full weight difference (ComfyUI .diff) is not an adapter diffusers can load"
     if adapter.kind == "loha":
         return "diffusers has no LoHa loader (it loads LoRA, DoRA and LoKr adapters only)"
     replaced = sorted(d.target for d in adapter.deltas.values() if d.kind == "full")
@@ -114,13 +121,15 @@ def _call(file: str, *, lokr: bool) -> str:
     return f"pipe.load_lora_weights({file})"
 
 
-def diffusers_loading(adapter: AdapterFile) -> str:
-    """One line for `acetune adapter info`: whether and how diffusers' AceStepPipeline loads this adapter."""
+def diffusers_loading(adapter: AdapterFile) -> tuple[bool, str]:
+    """(whether diffusers' AceStepPipeline loads this adapter as it is, how; or what to do instead)."""
     reason = unsupported_reason(adapter)
     if reason is not None:
-        return f"no: {reason}; `acetune merge --format diffusers` bakes it into a pipeline instead"
+        return False, f"{reason}; `acetune merge --format diffusers` bakes it into a pipeline instead"
+    lokr = adapter.kind == "lokr"
     if adapter.format == "peft" and METADATA_KEY in adapter.metadata:
-        return "pipe.load_lora_weights(<this folder>), at the trained strength"
+        where = "<this folder>" if adapter.alpha_source == PEFT_CONFIG else "<this file>"
+        return True, f"pipe.load_lora_weights({where}), at the trained strength"
     if adapter.format == "diffusers":
-        return _call("<this file>", lokr=adapter.kind == "lokr")
-    return f"`acetune export-diffusers` writes FILE, then {_call('FILE', lokr=adapter.kind == 'lokr')}"
+        return True, _call("<this file>", lokr=lokr)
+    return False, f"`acetune export-diffusers` writes FILE, then {_call('FILE', lokr=lokr)}"

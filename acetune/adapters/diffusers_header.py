@@ -71,23 +71,40 @@ def peft_file_header(attached: AttachedAdapter) -> dict[str, str]:
     return {METADATA_KEY: lora_metadata(modules, use_dora=attached.kind is AdapterKind.DORA)}
 
 
-def header_scale(metadata: dict[str, str], module: str, rank: int, path: Path) -> float:
-    """The scale diffusers applies to decoder `module` (official name) of tensor rank `rank`, from the file's header.
+def transformer_config(metadata: dict[str, str], path: Path) -> dict | None:
+    """The decoder's entries of the file's header (`transformer.` removed), or None when the file has none.
 
-    PEFT's rule: alpha / r (alpha / sqrt(r) with use_rslora), each from its pattern or the default;
-    without a header diffusers sets alpha = r, so the scale is 1. LoKr configs call alpha `alpha`.
+    A pipeline's save prefixes each key with its component; `save_lora_adapter` on the model alone
+    writes them bare. Other components' entries (`text_encoder.*`) are not the decoder's and are left out.
     """
     raw = metadata.get(METADATA_KEY)
     if not raw:
-        return 1.0
+        return None
     try:
-        config = {key.removeprefix(f"{PREFIX}."): value for key, value in json.loads(raw).items()}
-        name = module_to_diffusers(module)
+        data = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ModelLoadError(f"the {METADATA_KEY} header is malformed (not JSON: {err})", path=path) from err
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"the {METADATA_KEY} header is malformed (not a JSON object)", path=path)
+    return {key.removeprefix(f"{PREFIX}."): value for key, value in data.items()
+            if key.startswith(f"{PREFIX}.") or "." not in key}
+
+
+def header_alpha(config: dict, module: str, rank: int, path: Path) -> tuple[float, float]:
+    """(alpha, scale) diffusers applies to decoder `module` (official name) of tensor rank `rank`, from `config`.
+
+    PEFT's rule: alpha / r (alpha / sqrt(r) with use_rslora), each from its pattern or the default;
+    the patterns name diffusers modules (`to_q`, `to_out.0`). LoKr configs call alpha `alpha`; a
+    config that names none gives alpha = r (scale 1), as diffusers does without a header.
+    """
+    name = module_to_diffusers(module)
+    try:
         r = float(pattern_value(config.get("rank_pattern") or {}, name, config.get("r", rank)))
-        alpha = float(pattern_value(config.get("alpha_pattern") or {}, name, config.get("lora_alpha", config.get("alpha", r))))
-    except (json.JSONDecodeError, AttributeError, TypeError, ValueError) as err:
+        default = config.get("lora_alpha", config.get("alpha", r))
+        alpha = float(pattern_value(config.get("alpha_pattern") or {}, name, default))
+        return alpha, alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
+    except (AttributeError, TypeError, ValueError, ZeroDivisionError, re.error) as err:
         raise ModelLoadError(f"the {METADATA_KEY} header is malformed ({err})", path=path) from err
-    return alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
 
 
 def pattern_value(pattern: dict, module: str, default):

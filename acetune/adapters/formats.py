@@ -1,17 +1,19 @@
 """Read any adapter file into one neutral form: per decoder module, its raw factors and how they apply.
 
-Inference needs none of PEFT's or LyCORIS's module machinery, only each module's patched
-weight, so one reader covers PEFT folders (LoRA/DoRA), LyCORIS files (LoKr/LoHa), ComfyUI
-single files and acetune's full fine-tune, and one `ModuleDelta.merged_weight` holds the math.
-The LyCORIS math (kron with trailing kernel axes, Hadamard product, Tucker rebuild, scale =
-alpha / rank of the `*_b` factor, 1 when both LoKr halves are full) is written here rather than
-called from `lycoris.functional`, whose names, rank rule and backend dispatch differ between the
-LyCORIS releases acetune accepts; the tests check it against a live LyCORIS network.
+Formats: PEFT folders (LoRA/DoRA: adapter_config.json + adapter_model.safetensors), bare PEFT
+files (their alpha from the header or the user: alpha_sources.py), LyCORIS files (LoKr/LoHa),
+kohya files (`lora_unet_*`), ComfyUI single files (LoRA/DoRA factors, or full `.diff` weight
+differences), diffusers adapter files (`transformer.*`, scales from their `lora_adapter_metadata`
+header as diffusers applies them) and acetune's full fine-tune. Key names: key_names.py; the math: deltas.py.
+
+`inspect_adapter` makes every decision that needs no tensor data (format, kind, alpha, what is
+set aside), so commands can refuse a file before seconds of model loading; `read_adapter`
+then reads the tensors. A file is read whole or refused: parts of the model acetune does not
+patch (a text encoder) are set aside only with a warning that names them.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,159 +21,171 @@ from pathlib import Path
 import torch
 
 from acetune.adapters import full, lycoris_backend, peft_backend
+from acetune.adapters.alpha_sources import GIVEN, HEADER, HeaderAlpha, LoraAlpha, alpha_from_header, checked_alpha
 from acetune.adapters.config_json import read_json_object
+from acetune.adapters.deltas import ModuleDelta
 from acetune.adapters.diffusers_header import METADATA_KEY as DIFFUSERS_HEADER
-from acetune.adapters.diffusers_header import PREFIX as DIFFUSERS_COMPONENT
 from acetune.adapters.diffusers_header import WEIGHTS_NAME as DIFFUSERS_WEIGHTS
-from acetune.adapters.diffusers_header import header_scale, pattern_value
-from acetune.adapters.safetensors_io import read_safetensors
+from acetune.adapters.diffusers_header import transformer_config
+from acetune.adapters.key_names import DIFFUSERS_PREFIX, KeyGroups, group_keys
+from acetune.adapters.safetensors_io import read_header, read_safetensors
 from acetune.errors import ModelLoadError
-from acetune.model.diffusers_keys import module_from_diffusers
 
 # the file names the training-side writers use (one definition each)
 PEFT_CONFIG, PEFT_WEIGHTS, FULL_WEIGHTS = peft_backend.CONFIG_FILE, peft_backend.WEIGHTS_FILE, full.WEIGHTS_FILE
 LYCORIS_FILES = tuple(lycoris_backend.WEIGHTS_FILES.values())
-PREFIXES = ("base_model.model.", "diffusion_model.decoder.")  # dotted paths; plus `lycoris_` + underscored
-DIFFUSERS_PREFIX = f"{DIFFUSERS_COMPONENT}."  # diffusers' own files: its module names (to_q, to_out.0, ...)
-_SUFFIXES = {  # key suffix -> (family, name inside ModuleDelta.tensors)
-    "lora_A.weight": ("lora_AB", "lora_down"), "lora_B.weight": ("lora_AB", "lora_up"),
-    "lora_A.default.weight": ("lora_AB", "lora_down"), "lora_B.default.weight": ("lora_AB", "lora_up"),
-    "lora_down.weight": ("lora_updown", "lora_down"), "lora_up.weight": ("lora_updown", "lora_up"),
-    "lora_magnitude_vector": ("lora", "dora_scale"), "lora_magnitude_vector.weight": ("lora", "dora_scale"),
-    **{name: ("lokr", name) for name in ("lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b",
-                                         "lokr_t2")},
-    **{name: ("loha", name) for name in ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2")},
-    "dora_scale": ("any", "dora_scale"), "alpha": ("any", "alpha"), "bias": ("bias", "weight"),
-}
-_BY_LENGTH = sorted(_SUFFIXES, key=len, reverse=True)
+WEIGHTS_FILES = (*LYCORIS_FILES, FULL_WEIGHTS, DIFFUSERS_WEIGHTS)  # what a folder holds besides a PEFT pair
+STANDARD_FILES = frozenset({PEFT_CONFIG, PEFT_WEIGHTS, *WEIGHTS_FILES})  # named by their folder
 _PEFT_KEY = re.compile(r"base_model\.model\.([\w.]+?)\."
                        r"(lora_[AB](?:\.default)?\.weight|lora_magnitude_vector(?:\.weight)?|bias)")
-_LYCORIS_NAMES = [  # LyCORIS replaces every dot by `_`; the decoder's known structure puts them back
-    (re.compile(r"layers_(\d+)_(self_attn|cross_attn)_([qkvo]_proj|[qk]_norm)"), "layers.{}.{}.{}"),
-    (re.compile(r"layers_(\d+)_mlp_(gate_proj|up_proj|down_proj)"), "layers.{}.mlp.{}"),
-    (re.compile(r"layers_(\d+)_(self_attn_norm|cross_attn_norm|mlp_norm)"), "layers.{}.{}"),
-    (re.compile(r"(proj_in|proj_out)_(\d+)"), "{}.{}"),
-    (re.compile(r"(time_embed_r|time_embed)_(linear_1|linear_2|time_proj)"), "{}.{}"),
-    (re.compile(r"(condition_embedder|norm_out)"), "{}"),
-]
+ALPHA_TENSORS, NO_ALPHA = ".alpha tensors in the file", "none (alpha/rank = 1, the ComfyUI and kohya rule)"
+DIFFUSERS_DEFAULT = "none (alpha/rank = 1, diffusers' rule without a header)"
 
 
-@dataclass(frozen=True, eq=False)
-class ModuleDelta:
-    """One adapted decoder tensor: `<module>.<param>` (param is `weight` except for full/bias replacements).
+@dataclass(frozen=True)
+class AdapterHeader:
+    """What an adapter file is, decided from its names and header alone (no tensor data read)."""
 
-    `tensors` (CPU, as stored): lora/dora `lora_down` [r, in...], `lora_up` [out, r...], optional
-    `dora_scale` (PEFT magnitude [out], or ComfyUI/LyCORIS [out, 1] / [1, in]); lokr/loha the
-    LyCORIS names (`lokr_w1`, `hada_w1_a`, ..., optional `dora_scale`); full `weight`.
-    `scale` is what multiplies the factors at strength 1 (alpha/r, alpha/sqrt(r) for rsLoRA).
-    """
-
-    module: str
-    kind: str  # lora | dora | lokr | loha | full
-    tensors: dict[str, torch.Tensor]
-    scale: float = 1.0
-    param: str = "weight"
-
-    @property
-    def target(self) -> str:
-        """The decoder tensor this patches, e.g. `layers.0.self_attn.q_proj.weight`."""
-        return f"{self.module}.{self.param}" if self.module else self.param
-
-    @property
-    def rank(self) -> int | None:
-        t = self.tensors
-        for key in ("lora_down", "lokr_w2_b", "lokr_w1_b", "hada_w1_b"):
-            if key in t:
-                return int(t[key].shape[0])
-        return None
-
-    def mismatch(self, shape: torch.Size) -> str | None:
-        """Why this delta cannot patch a tensor of `shape` (None when it fits)."""
-        if self.kind == "full":
-            found = tuple(self.tensors["weight"].shape)
-            return None if found == tuple(shape) else f"the adapter has {list(found)}, this decoder {list(shape)}"
-        if len(shape) < 2:
-            return f"the adapter patches a matrix, this decoder has a vector {list(shape)}"
-        out, flat_in = _implied_size(self.tensors)
-        if (out, flat_in) != (shape[0], math.prod(shape[1:])):
-            return f"the adapter makes [{out}, {flat_in}], this decoder has {list(shape)}"
-        scale = self.tensors.get("dora_scale")
-        if scale is not None and _dora_axis(scale, shape) is None:
-            return f"its dora_scale {list(scale.shape)} fits neither rows nor columns of {list(shape)}"
-        return None
-
-    def merged_weight(self, base: torch.Tensor, strength: float) -> torch.Tensor:
-        """`base` patched at `strength`, computed in float32 on base's device, returned in base's dtype.
-
-        lora/lokr/loha: W + strength*ΔW. Weight-decomposed (DoRA, or LyCORIS with dora_scale) and full:
-        lerp(W, W_adapted, strength), ComfyUI's strength rule, so 0 is the base and 1 the trained weight.
-        """
-        w = base.detach().float()
-        if self.kind == "full":
-            return torch.lerp(w, self.tensors["weight"].to(w.device, torch.float32), strength).to(base.dtype)
-        delta = _delta(self.kind, {k: v.to(w.device, torch.float32) for k, v in self.tensors.items()},
-                       self.scale, w.shape)
-        magnitude = self.tensors.get("dora_scale")
-        if magnitude is None:
-            return w.add(delta, alpha=strength).to(base.dtype)
-        adapted = _decompose(w + delta, magnitude.to(w.device, torch.float32))
-        return torch.lerp(w, adapted, strength).to(base.dtype)
+    path: Path  # the weights file
+    format: str  # peft | lycoris | kohya | comfyui | diffusers | acetune-full
+    kind: str  # lora | dora | lokr | loha | full | diff
+    metadata: dict[str, str]
+    alpha_source: str  # where the scale comes from: adapter_config.json, .alpha tensors, a header, given, none
+    warnings: tuple[str, ...]
+    groups: KeyGroups | None  # module -> part -> key (None for a full fine-tune)
+    lora_alpha: LoraAlpha | HeaderAlpha | None = None  # PEFT-style files: lora_alpha, rsLoRA, alpha_pattern
+    given_alpha: float | None = None  # the user's alpha, for modules whose file states none
 
 
 @dataclass(frozen=True, eq=False)
 class AdapterFile:
-    """An adapter read from disk. `deltas` is keyed by module name, or tensor name for full replacements."""
+    """An adapter read from disk. `deltas` is keyed by module name, or tensor name for full/bias entries."""
 
     path: Path  # the weights file read
-    format: str  # peft | lycoris | comfyui | diffusers | acetune-full
-    kind: str  # lora | dora | lokr | loha | full
+    format: str  # peft | lycoris | kohya | comfyui | diffusers | acetune-full
+    kind: str  # lora | dora | lokr | loha | full | diff
     deltas: dict[str, ModuleDelta]
     metadata: dict[str, str]
     warnings: tuple[str, ...] = ()
+    alpha_source: str = ""
 
 
-def read_adapter(path: str | Path) -> AdapterFile:
-    """Detect the format of a folder or file and read every module delta; ModelLoadError names the file."""
+def read_adapter(path: str | Path, *, alpha: float | None = None) -> AdapterFile:
+    """Detect the format of a folder or file and read every module delta; ModelLoadError names the file.
+
+    `alpha` is used only by modules whose file states no alpha (a bare PEFT file, or a
+    lora_up/lora_down file without `.alpha` tensors).
+    """
+    header = inspect_adapter(path, alpha=alpha)
+    tensors, _ = read_safetensors(header.path)
+    if header.groups is None:  # full fine-tune: official `decoder.*` keys
+        deltas = {key[len("decoder."):]: _replacement(key[len("decoder."):], value) for key, value in tensors.items()}
+    else:
+        deltas = {}
+        for module, parts in header.groups.modules.items():
+            for delta in _module_deltas(header, module, {part: tensors[key] for part, key in parts.items()}):
+                deltas[delta.target if delta.param != "weight" else module] = delta
+    return AdapterFile(header.path, header.format, header.kind, deltas, header.metadata, header.warnings,
+                       header.alpha_source)
+
+
+def inspect_adapter(path: str | Path, *, alpha: float | None = None) -> AdapterHeader:
+    """Format, kind, alpha and warnings of an adapter, from its names and header (cheap: no tensor data)."""
+    given = checked_alpha(alpha)
     weights, config_path = _locate(Path(path))
     config = None if config_path is None else _peft_config(config_path)  # cheap checks before the tensors
-    tensors, metadata = read_safetensors(weights)
-    if not tensors:
+    keys, metadata = read_header(weights)
+    if not keys:
         raise ModelLoadError("the file holds no tensors", path=weights)
     if config is not None:
-        return _read_peft(weights, config, tensors, metadata)
-    if all(key.startswith("decoder.") for key in tensors):
-        deltas = {key[len("decoder."):]: _replacement(key[len("decoder."):], value) for key, value in tensors.items()}
-        return AdapterFile(weights, "acetune-full", "full", deltas, metadata)
-    modules, families = _group(tensors, weights)
-    if "bias" in families:
-        raise ModelLoadError(f"plain .bias keys belong to no single-file adapter format, e.g. "
-                             f"{sorted(k for k in tensors if k.endswith('.bias'))[:3]}", path=weights)
-    kinds = {_module_kind(weights, name, parts) for name, parts in modules.items()}
-    if len({"lora" if k == "dora" else k for k in kinds}) > 1 or families >= {"lora_AB", "lora_updown"}:
-        raise ModelLoadError(f"the file mixes adapter formats ({', '.join(sorted(kinds | families))})", path=weights,
-                             fix="keep one adapter per file")
+        return _peft_header(weights, config, keys, metadata)
+    if all(key.startswith("decoder.") for key in keys):
+        return AdapterHeader(weights, "acetune-full", "full", metadata, "", (), None)
+    groups = group_keys(keys, weights)
+    if not groups.modules:
+        raise ModelLoadError(f"the file adapts nothing acetune patches: its keys patch {_aside(groups)}", path=weights,
+                             fix="acetune applies adapters to the ACE-Step decoder (the DiT) only")
+    if "bias" in groups.families:
+        biases = sorted(key for parts in groups.modules.values() for key in parts.values() if key.endswith(".bias"))
+        raise ModelLoadError(f"plain .bias keys belong to no single-file adapter format, e.g. {biases[:3]}", path=weights)
+    kinds = {_module_kind(weights, name, parts) for name, parts in groups.modules.items()}
+    if len({"lora" if k == "dora" else k for k in kinds}) > 1 or groups.families >= {"lora_AB", "lora_updown"}:
+        raise ModelLoadError(f"the file mixes adapter formats ({', '.join(sorted(kinds | groups.families))})",
+                             path=weights, fix="keep one adapter per file")
     kind = "dora" if "dora" in kinds else kinds.pop()
-    deltas = {name: _delta_from_parts(name, parts, kind) for name, parts in modules.items()}
-    if any(key.startswith(DIFFUSERS_PREFIX) for key in tensors):
-        return _read_diffusers(weights, kind, deltas, metadata)
-    fmt = "comfyui" if kind in ("lora", "dora") or metadata.get("format") == "comfyui" else "lycoris"
-    notes = ()
-    if kind in ("lora", "dora") and not any("alpha" in parts for parts in modules.values()):
-        notes = (f"{weights.name} has no alpha tensors, so it applies with alpha/rank = 1 (ComfyUI's rule); a PEFT "
-                 f"adapter needs its {PEFT_CONFIG} beside it",)
-    return AdapterFile(weights, fmt, kind, deltas, metadata, notes)
+    fmt = ("kohya" if groups.style == "lora_unet_" else
+           "diffusers" if groups.style == DIFFUSERS_PREFIX else
+           "peft" if groups.style == "base_model.model." and "lora_AB" in groups.families else  # its config left behind
+           "comfyui" if kind in ("lora", "dora", "diff") or metadata.get("format") == "comfyui" else "lycoris")
+    notes = [f"{len(keys_)} keys for {what} are not applied: acetune patches the decoder only "
+             f"(e.g. {keys_[0]})" for what, keys_ in groups.set_aside.items()]
+    source, lora_alpha = (_diffusers_alpha(weights, metadata, given) if fmt == "diffusers" else
+                          _alpha_source(weights, groups, kind, metadata, given))
+    if source == NO_ALPHA:
+        notes.append(f"{weights.name} has no alpha tensors, so it applies with alpha/rank = 1 (the ComfyUI and kohya "
+                     "rule); give the alpha it was trained with (--adapter-alpha) if that is wrong")
+    if source == DIFFUSERS_DEFAULT and kind != "lokr":  # diffusers' LoKr carries its scale in the factors
+        notes.append(f"{weights.name} has no {DIFFUSERS_HEADER} header, so it applies with alpha/rank = 1 (diffusers' "
+                     "rule); give the alpha it was trained with (--adapter-alpha) if that is wrong")
+    return AdapterHeader(weights, fmt, kind, metadata, source, tuple(notes), groups, lora_alpha, given)
 
 
-def _read_diffusers(weights: Path, kind: str, deltas: dict[str, ModuleDelta], metadata: dict[str, str]) -> AdapterFile:
-    """A diffusers adapter file (ours from export_diffusers, or diffusers' trainers'): scales from its header.
+def _alpha_source(weights: Path, groups: KeyGroups, kind: str, metadata: dict[str, str],
+                  given: float | None) -> tuple[str, LoraAlpha | None]:
+    """Where the scale of a single-file adapter comes from; a bare PEFT-style file that does not say is refused."""
+    if kind == "diff":
+        return "", None
+    if any("alpha" in parts for parts in groups.modules.values()):
+        return ALPHA_TENSORS, None
+    if "lora_AB" in groups.families:  # PEFT naming: lora_alpha lived in an adapter_config.json
+        recorded = alpha_from_header(metadata, weights)
+        if recorded is not None:
+            return recorded.source, recorded
+        if given is not None:
+            return GIVEN, LoraAlpha(given, GIVEN)
+        raise ModelLoadError(
+            f"PEFT LoRA weights without their {PEFT_CONFIG}, and nothing in the file says their lora_alpha; "
+            "loading them at alpha = rank would play them at rank/alpha of their strength", path=weights,
+            fix=f"put its {PEFT_CONFIG} beside it (pass the folder), or give the alpha it was trained with "
+                "(--adapter-alpha, or --alpha for `adapter info` / `export-comfyui`)")
+    return (GIVEN, None) if given is not None else (NO_ALPHA, None)
 
-    A LoKr file has none: diffusers loads LoKr at alpha = r (scale 1), so its scale rides in the factors.
-    """
-    scaled = {name: ModuleDelta(name, d.kind, d.tensors, header_scale(metadata, name, d.rank or 1, weights))
-              for name, d in deltas.items()}
-    notes = () if DIFFUSERS_HEADER in metadata or kind == "lokr" else \
-        (f"{weights.name} has no {DIFFUSERS_HEADER} header, so it applies with alpha/rank = 1 (diffusers' rule)",)
-    return AdapterFile(weights, "diffusers", kind, scaled, metadata, notes)
+
+def _diffusers_alpha(weights: Path, metadata: dict[str, str],
+                     given: float | None) -> tuple[str, HeaderAlpha | LoraAlpha | None]:
+    """A diffusers file's scale: its header, as diffusers applies it; without one diffusers loads at alpha = r."""
+    config = transformer_config(metadata, weights)
+    if config is not None:
+        return HEADER, HeaderAlpha(config, weights)
+    return (GIVEN, LoraAlpha(given, GIVEN)) if given is not None else (DIFFUSERS_DEFAULT, None)
+
+
+def _module_deltas(header: AdapterHeader, module: str, parts: dict[str, torch.Tensor]) -> list[ModuleDelta]:
+    """The delta(s) of one module: its factors or difference, plus a bias entry when the file has one."""
+    if header.kind == "diff":
+        return [ModuleDelta(module, "diff", {"weight": parts[name]}, param=param)
+                for name, param in (("diff", "weight"), ("diff_b", "bias")) if name in parts]
+    out = []
+    if "weight" in parts:  # a bias trained with PEFT bias="all"/"lora_only": PEFT saves its full value
+        out.append(ModuleDelta(module, "full", {"weight": parts.pop("weight")}, param="bias"))
+    if not parts:
+        return out
+    alpha_tensor = parts.pop("alpha", None)
+    kind = "dora" if "dora_scale" in parts and header.kind in ("lora", "dora") else header.kind
+    delta = ModuleDelta(module, kind, parts)
+    rank = delta.rank
+    if rank is None:  # LoKr with both halves full: scale 1 whatever alpha says (LyCORIS)
+        alpha = None if alpha_tensor is None else float(alpha_tensor.float().item())
+        return [*out, ModuleDelta(module, kind, parts, 1.0, alpha=alpha)]
+    if alpha_tensor is not None:
+        alpha = float(alpha_tensor.float().item())
+        return [*out, ModuleDelta(module, kind, parts, alpha / rank, alpha=alpha)]
+    if header.lora_alpha is not None:
+        alpha, scale = header.lora_alpha.for_module(module, rank)
+        return [*out, ModuleDelta(module, kind, parts, scale, alpha=alpha)]
+    if header.given_alpha is not None:
+        return [*out, ModuleDelta(module, kind, parts, header.given_alpha / rank, alpha=header.given_alpha)]
+    return [*out, delta]
 
 
 def _locate(path: Path) -> tuple[Path, Path | None]:
@@ -186,12 +200,12 @@ def _locate(path: Path) -> tuple[Path, Path | None]:
                                  fix="pass the adapter folder or its .safetensors file (.bin/.pt are not read)")
         else:
             return path, None
-    found = [name for name in (PEFT_CONFIG, *LYCORIS_FILES, FULL_WEIGHTS, DIFFUSERS_WEIGHTS) if (path / name).is_file()]
+    found = [name for name in (PEFT_CONFIG, *WEIGHTS_FILES) if (path / name).is_file()]
     if not found and (path / "adapter").is_dir():  # the nested `<run>/adapter/` layout of other trainers
         return _locate(path / "adapter")
     if not found:
-        raise ModelLoadError(f"no adapter here (expected {PEFT_CONFIG}, {', '.join(LYCORIS_FILES)}, {FULL_WEIGHTS} "
-                             f"or {DIFFUSERS_WEIGHTS})", path=path, fix="pass the adapter folder, or a .safetensors file")
+        raise ModelLoadError(f"no adapter here (expected {PEFT_CONFIG}, {', '.join(WEIGHTS_FILES[:-1])} or "
+                             f"{WEIGHTS_FILES[-1]})", path=path, fix="pass the adapter folder, or a .safetensors file")
     if len(found) > 1:
         raise ModelLoadError(f"more than one adapter here ({', '.join(found)})", path=path,
                              fix="keep one adapter per folder, or pass the file you mean")
@@ -203,30 +217,26 @@ def _locate(path: Path) -> tuple[Path, Path | None]:
     return path / PEFT_WEIGHTS, path / PEFT_CONFIG
 
 
-def _read_peft(weights: Path, config: dict, tensors: dict, metadata: dict[str, str]) -> AdapterFile:
-    odd = sorted(k for k in tensors if not (match := _PEFT_KEY.fullmatch(k)) or ".lora_" in match.group(1))
+def _peft_header(weights: Path, config: dict, keys: list[str], metadata: dict[str, str]) -> AdapterHeader:
+    odd = sorted(k for k in keys if not (match := _PEFT_KEY.fullmatch(k)) or ".lora_" in match.group(1))
     if odd:  # e.g. lora_down (ComfyUI), lokr_* (LyCORIS), lora_B.bias (PEFT's lora_bias option)
         raise ModelLoadError(f"{len(odd)} keys are not PEFT LoRA keys, e.g. {odd[:3]}", path=weights)
-    modules, _ = _group(tensors, weights)
-    deltas: dict[str, ModuleDelta] = {}
-    for name, parts in modules.items():
-        if "weight" in parts:  # a bias trained with bias="all"/"lora_only": PEFT saves its full value
-            deltas[f"{name}.bias"] = ModuleDelta(name, "full", {"weight": parts.pop("weight")}, param="bias")
-        if not parts:
+    groups = group_keys(keys, weights)
+    kinds = set()
+    for name, parts in groups.modules.items():
+        names = {part: key for part, key in parts.items() if part != "weight"}  # "weight": a trained bias
+        if not names:
             continue
-        kind = _module_kind(weights, name, parts)
+        kind = _module_kind(weights, name, names)
         if kind == "dora" and not config["use_dora"] or kind == "lora" and config["use_dora"]:
             raise ModelLoadError(f"{name} {'has' if kind == 'dora' else 'lacks'} a DoRA magnitude but "
                                  f"{PEFT_CONFIG} says use_dora={config['use_dora']}", path=weights)
-        rank = int(parts["lora_down"].shape[0])
-        alpha = float(pattern_value(config["alpha_pattern"], name, config["lora_alpha"]))
-        scale = alpha / math.sqrt(rank) if config["use_rslora"] else alpha / rank
-        deltas[name] = ModuleDelta(name, kind, parts, scale)
-    kinds = {d.kind for d in deltas.values()} - {"full"}
+        kinds.add(kind)
     if not kinds:
         raise ModelLoadError("the PEFT file holds no LoRA tensors", path=weights)
     extra = {k: str(config[k]) for k in ("trigger_word", "tag_position") if config.get(k) and k not in metadata}
-    return AdapterFile(weights, "peft", kinds.pop(), deltas, {**metadata, **extra})
+    return AdapterHeader(weights, "peft", kinds.pop(), {**metadata, **extra}, PEFT_CONFIG, (), groups,
+                         config["alpha"])
 
 
 def _peft_config(path: Path) -> dict:
@@ -237,55 +247,15 @@ def _peft_config(path: Path) -> dict:
     if data.get("fan_in_fan_out"):
         raise ModelLoadError("fan_in_fan_out adapters (transposed Conv1D weights) are not for this model", path=path)
     try:
-        return {"lora_alpha": float(data.get("lora_alpha", 8)), "use_dora": bool(data.get("use_dora")),
-                "use_rslora": bool(data.get("use_rslora")), "alpha_pattern": dict(data.get("alpha_pattern") or {}),
+        alpha = LoraAlpha(float(data.get("lora_alpha", 8)), PEFT_CONFIG, bool(data.get("use_rslora")),
+                          dict(data.get("alpha_pattern") or {}))
+        return {"alpha": alpha, "use_dora": bool(data.get("use_dora")),
                 **{k: data[k] for k in ("trigger_word", "tag_position") if k in data}}
     except (TypeError, ValueError) as err:
         raise ModelLoadError(f"the PEFT adapter config has a malformed value ({err})", path=path) from err
 
 
-def _group(tensors: dict[str, torch.Tensor], path: Path) -> tuple[dict[str, dict[str, torch.Tensor]], set[str]]:
-    """Split keys into module -> {part: tensor}; unknown key formats are refused with examples."""
-    modules: dict[str, dict[str, torch.Tensor]] = {}
-    families, styles, unknown = set(), set(), []
-    for key, value in tensors.items():
-        suffix = next((s for s in _BY_LENGTH if key.endswith("." + s)), None)
-        stem = key[: -len(suffix) - 1] if suffix else ""
-        prefix = next((p for p in PREFIXES if stem.startswith(p)), None)
-        if prefix is not None:
-            module = stem[len(prefix):]
-        elif stem.startswith("lycoris_"):
-            prefix, module = "lycoris_", _lycoris_module(stem[len("lycoris_"):])
-        elif stem.startswith(DIFFUSERS_PREFIX):
-            prefix, module = DIFFUSERS_PREFIX, module_from_diffusers(stem[len(DIFFUSERS_PREFIX):])
-        else:
-            module = None
-        if suffix is None or module is None:
-            unknown.append(key)
-            continue
-        family, part = _SUFFIXES[suffix]
-        families.add(family)
-        styles.add(prefix)
-        modules.setdefault(module, {})[part] = value
-    if unknown:
-        raise ModelLoadError(f"{len(unknown)} keys of no known adapter format, e.g. {sorted(unknown)[:3]}", path=path,
-                             fix="acetune reads PEFT, LyCORIS (lycoris_*), ComfyUI (base_model.model.* / "
-                                 "diffusion_model.decoder.*), diffusers (transformer.*) and decoder.* full "
-                                 "fine-tune files")
-    if len(styles) > 1:
-        raise ModelLoadError(f"the file mixes key prefixes ({', '.join(sorted(styles))})", path=path)
-    return modules, families - {"any"}
-
-
-def _lycoris_module(name: str) -> str | None:
-    for pattern, template in _LYCORIS_NAMES:
-        match = pattern.fullmatch(name)
-        if match:
-            return template.format(*match.groups())
-    return None
-
-
-def _module_kind(path: Path, module: str, parts: dict[str, torch.Tensor]) -> str:
+def _module_kind(path: Path, module: str, parts: dict) -> str:
     names = set(parts) - {"alpha", "dora_scale"}
     if names == {"lora_down", "lora_up"}:
         return "dora" if "dora_scale" in parts else "lora"
@@ -294,83 +264,16 @@ def _module_kind(path: Path, module: str, parts: dict[str, torch.Tensor]) -> str
         return "lokr"
     if names and all(n.startswith("hada_") for n in names) and {f"hada_w{i}_{x}" for i in "12" for x in "ab"} <= names:
         return "loha"
+    if names and names <= {"diff", "diff_b"} and "dora_scale" not in parts:
+        return "diff"
     raise ModelLoadError(f"{module} has an incomplete or mixed set of tensors ({', '.join(sorted(parts))})", path=path,
                          fix="the file is damaged or was cut short; export or download it again")
 
 
-def _delta_from_parts(module: str, parts: dict[str, torch.Tensor], kind: str) -> ModuleDelta:
-    """ComfyUI/LyCORIS scale: alpha / rank of the low-rank factor; 1 without alpha or a low-rank factor."""
-    factors = {k: v for k, v in parts.items() if k != "alpha"}
-    delta = ModuleDelta(module, "dora" if "dora_scale" in factors and kind in ("lora", "dora") else kind, factors)
-    alpha, rank = parts.get("alpha"), delta.rank
-    if alpha is None or rank is None:
-        return delta
-    return ModuleDelta(module, delta.kind, factors, float(alpha.float().item()) / rank)
+def _aside(groups: KeyGroups) -> str:
+    return "; ".join(f"{what} ({len(keys)} keys, e.g. {keys[0]})" for what, keys in groups.set_aside.items())
 
 
 def _replacement(name: str, value: torch.Tensor) -> ModuleDelta:
     module, _, param = name.rpartition(".")
     return ModuleDelta(module, "full", {"weight": value}, param=param)
-
-
-def _implied_size(t: dict[str, torch.Tensor]) -> tuple[int, int]:
-    """(rows, flattened columns) of the ΔW the factors build."""
-    if "lora_up" in t:
-        return t["lora_up"].shape[0], t["lora_down"][0].numel()
-    if "hada_t1" in t:
-        return t["hada_w1_a"].shape[1], t["hada_w1_b"].shape[1] * math.prod(t["hada_t1"].shape[2:])
-    if "hada_w1_a" in t:
-        return t["hada_w1_a"].shape[0], t["hada_w1_b"][0].numel()
-    w1 = t["lokr_w1"].shape[:2] if "lokr_w1" in t else (t["lokr_w1_a"].shape[0], t["lokr_w1_b"].shape[1])
-    if "lokr_w2" in t:
-        w2 = (t["lokr_w2"].shape[0], t["lokr_w2"][0].numel())
-    elif "lokr_t2" in t:
-        w2 = (t["lokr_w2_a"].shape[1], t["lokr_w2_b"].shape[1] * math.prod(t["lokr_t2"].shape[2:]))
-    else:
-        w2 = (t["lokr_w2_a"].shape[0], t["lokr_w2_b"][0].numel())
-    return w1[0] * w2[0], w1[1] * w2[1]
-
-
-def _delta(kind: str, t: dict[str, torch.Tensor], scale: float, shape: torch.Size) -> torch.Tensor:
-    """ΔW (float32, scaled) in the base weight's shape."""
-    if kind in ("lora", "dora"):
-        delta = t["lora_up"].flatten(1) @ t["lora_down"].flatten(1)
-    elif kind == "loha":
-        delta = _hada_half(t, "1") * _hada_half(t, "2")
-    else:
-        w1 = t["lokr_w1"] if "lokr_w1" in t else t["lokr_w1_a"] @ t["lokr_w1_b"]
-        if "lokr_w2" in t:
-            w2 = t["lokr_w2"]
-        elif "lokr_t2" in t:  # Tucker: core [r, r, *k], w2_a [r, rows], w2_b [r, cols]
-            w2 = torch.einsum("ij...,ip,jq->pq...", t["lokr_t2"], t["lokr_w2_a"], t["lokr_w2_b"])
-        else:
-            w2 = t["lokr_w2_a"] @ t["lokr_w2_b"].flatten(1)
-        w1 = w1.reshape(*w1.shape, *[1] * (w2.dim() - w1.dim()))  # kernel axes go with the second factor
-        delta = torch.kron(w1.contiguous(), w2.contiguous())  # kron views its inputs
-    return (delta * scale).reshape(shape)
-
-
-def _hada_half(t: dict[str, torch.Tensor], i: str) -> torch.Tensor:
-    up, down = t[f"hada_w{i}_a"], t[f"hada_w{i}_b"]
-    if f"hada_t{i}" in t:  # Tucker: core [r, r, *k], up [r, out], down [r, in]
-        return torch.einsum("ij...,jq,ip->pq...", t[f"hada_t{i}"], down, up).flatten(1)
-    return up @ down.flatten(1)
-
-
-def _dora_axis(scale: torch.Tensor, shape: torch.Size) -> str | None:
-    """`out` for a per-row magnitude ([out] or [out, 1, ...]), `in` for a per-column one ([1, in, ...])."""
-    if scale.numel() == shape[0] and (scale.dim() == 1 or scale.shape[0] == shape[0]):
-        return "out"
-    if scale.dim() >= 2 and scale.shape[0] == 1 and scale.numel() == shape[1]:
-        return "in"
-    return None
-
-
-def _decompose(adapted: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
-    """m * V / ||V||, the norm per output row (PEFT DoRA) or per input column (LyCORIS wd_on_out=False)."""
-    tiny = torch.finfo(torch.float32).tiny
-    if _dora_axis(magnitude, adapted.shape) == "out":
-        norm = adapted.flatten(1).norm(dim=1).clamp_min(tiny)
-        return adapted * (magnitude.flatten() / norm).reshape(-1, *[1] * (adapted.dim() - 1))
-    norm = adapted.transpose(0, 1).flatten(1).norm(dim=1).clamp_min(tiny)
-    return adapted * (magnitude.flatten() / norm).reshape(1, -1, *[1] * (adapted.dim() - 2))

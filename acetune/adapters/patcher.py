@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from acetune.adapters.formats import FULL_WEIGHTS, LYCORIS_FILES, PEFT_CONFIG, PEFT_WEIGHTS, AdapterFile, read_adapter
+from acetune.adapters.formats import STANDARD_FILES, AdapterFile, read_adapter
+from acetune.adapters.provenance import trained_rope_dtype
 from acetune.adapters.targets import require_plain_decoder
 from acetune.errors import ConfigError, ModelLoadError
 
-_STANDARD_NAMES = {PEFT_CONFIG, PEFT_WEIGHTS, FULL_WEIGHTS, *LYCORIS_FILES}
 STRENGTH_RANGE = (-2.0, 2.0)
 
 
@@ -75,8 +75,12 @@ class AdapterPatcher:
     def loaded(self) -> tuple[LoadedAdapter, ...]:
         return tuple(entry.record for entry in self._entries)
 
-    def load(self, path: str | Path, strength: float = 1.0, *, name: str | None = None) -> LoadedAdapter:
-        """Read the adapter at `path`, check it fits this decoder, and patch it in at `strength`."""
+    def load(self, path: str | Path, strength: float = 1.0, *, name: str | None = None,
+             alpha: float | None = None) -> LoadedAdapter:
+        """Read the adapter at `path`, check it fits this decoder, and patch it in at `strength`.
+
+        `alpha` applies only where the file states no alpha of its own (see `read_adapter`).
+        """
         path = Path(path)
         strength = checked_strength(strength, path)
         if any(entry.record.path.resolve() == path.resolve() for entry in self._entries):
@@ -91,7 +95,7 @@ class AdapterPatcher:
             raise ConfigError(f"an adapter named {name!r} is already loaded", path=path,
                               fix="give it another name, or unload the loaded one first")
         _require_plain(self.decoder)
-        adapter = read_adapter(path)
+        adapter = read_adapter(path, alpha=alpha)
         by_target = {delta.target: delta for delta in adapter.deltas.values()}
         self._check_fits(adapter, by_target)
         record = LoadedAdapter(name, path, adapter.kind, strength, len(by_target), self._warnings(adapter),
@@ -154,6 +158,12 @@ class AdapterPatcher:
         if trained_on and self.variant and "custom" not in (trained_on, self.variant) and trained_on != self.variant:
             notes.append(f"{adapter.path.name} was trained on the {trained_on} model but is loaded on {self.variant}; "
                          "it may sound off")
+        options = getattr(self.decoder, "options", None)
+        running = getattr(options, "rope_dtype", None)
+        trained, how = trained_rope_dtype(adapter.metadata)
+        if running is not None and running != trained and _low_precision(self.decoder):
+            notes.append(f"{adapter.path.name} was trained with {trained.value} RoPE frequencies ({how}) but the model "
+                         f"runs with {running.value} ones; --rope-dtype {trained.value} (or auto) plays it as trained")
         return tuple(notes)
 
     @torch.no_grad()
@@ -179,8 +189,13 @@ def _default_name(path: Path) -> str:
     """The folder name for a standard file (`final/lokr_weights.safetensors` -> `final`), else the file stem."""
     path = path.expanduser()
     if path.is_file():
-        return path.parent.resolve().name if path.name in _STANDARD_NAMES else path.stem
+        return path.parent.resolve().name if path.name in STANDARD_FILES else path.stem
     return path.resolve().name
+
+
+def _low_precision(decoder: nn.Module) -> bool:
+    """The RoPE conventions differ only when the decoder computes below fp32."""
+    return any(p.dtype != torch.float32 for p in decoder.parameters())
 
 
 def _require_plain(decoder: nn.Module) -> None:

@@ -27,6 +27,18 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     return tensors, metadata
 
 
+def read_header(path: Path) -> tuple[list[str], dict[str, str]]:
+    """The tensor names and header metadata of one safetensors file, without reading tensor data."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return list(handle.keys()), dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ModelLoadError(f"cannot read the adapter weights ({err})", path=path,
+                             fix="copy the adapter folder again; the file is damaged or not safetensors") from err
+
+
 def write_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
     from safetensors.torch import save_file
 

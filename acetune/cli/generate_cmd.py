@@ -6,16 +6,23 @@ records how it was made.
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from acetune.cli.adapter_specs import check_adapters, parse_adapter
+from acetune.cli.adapter_specs import ALPHA_HELP, check_adapters, parse_adapter
 from acetune.cli.text import printable
-from acetune.config.schema import Precision
+from acetune.config.schema import Precision, RopeDtype
 from acetune.errors import AudioError, ConfigError
+
+
+class RopeChoice(str, Enum):
+    AUTO = "auto"  # the convention the adapters were trained with; the official app's without adapters
+    MODEL = RopeDtype.MODEL.value
+    FP32 = RopeDtype.FP32.value
 
 
 def describe(settings) -> str:
@@ -38,6 +45,32 @@ def _lyrics(lyrics: str | None, lyrics_file: Path | None) -> str:
                          fix="pass a UTF-8 text file") from err
 
 
+def _rope_choice(choice: RopeChoice, headers: list) -> tuple[RopeDtype, str]:
+    if choice is not RopeChoice.AUTO:
+        return RopeDtype(choice.value), "--rope-dtype"
+    from acetune.generate.studio import rope_dtype_for
+
+    return rope_dtype_for([header.metadata for header in headers])
+
+
+def _add_adapters(studio, adapters: list[tuple[Path, float]], headers: list, alpha: float | None, caption: str,
+                  console: Console) -> None:
+    from acetune.adapters.alpha_sources import GIVEN
+
+    for (path, strength), header in zip(adapters, headers):
+        with console.status(f"loading adapter {printable(str(path))} ..."):
+            loaded = studio.add_adapter(path, strength, alpha=alpha)
+        given = f", alpha {alpha:g} given" if header.alpha_source == GIVEN else ""
+        console.print(f"adapter {printable(loaded.name)} ({loaded.kind}, {loaded.modules} modules{given}) "
+                      f"at strength {strength}")
+        for warning in loaded.warnings:
+            console.print(f"[yellow]warning[/] {printable(warning)}")
+        trigger = loaded.metadata.get("trigger_word", "")
+        if trigger and trigger.lower() not in caption.lower():
+            console.print(f"[yellow]note[/] {printable(str(path))} was trained with the trigger word "
+                          f"{printable(repr(trigger))}; put it in --caption to call up what it learned")
+
+
 def generate_command(
     caption: str = typer.Option(..., help="What the music is: genre, instruments, mood (add the trigger word)."),
     checkpoint_dir: Path = typer.Option(..., help="ACE-Step checkpoints folder (or a DiT folder beside vae/)."),
@@ -57,6 +90,10 @@ def generate_command(
     guidance_method: str = typer.Option(None, help="apg (default) or adg, for base/sft."),
     method: str = typer.Option(None, help="ode (default) or sde."),
     adapter: list[str] = typer.Option(None, help="Adapter folder or file, optionally PATH@STRENGTH (repeatable)."),
+    adapter_alpha: float = typer.Option(None, help=ALPHA_HELP),
+    rope_dtype: RopeChoice = typer.Option(RopeChoice.AUTO, help="RoPE frequencies: auto (as the adapters were trained; "
+                                          "else model), model (rounded to the compute dtype, as the official app) "
+                                          "or fp32."),
     variant: str = typer.Option(None, help="turbo, base or sft when the model's config does not say."),
     out: Path = typer.Option(Path("outputs"), help="Folder for the audio files and their JSON sidecars."),
     name: str = typer.Option(None, help="File-name stem (default: from the caption)."),
@@ -77,21 +114,15 @@ def generate_command(
     paths = take_paths(out, name or safe_stem(caption), seeds, audio_format)
     refuse_existing(paths, overwrite=overwrite)
     adapters = [parse_adapter(spec) for spec in adapter or []]
-    check_adapters(adapters)  # before seconds of model loading
+    headers = check_adapters(adapters, adapter_alpha)  # before seconds of model loading
+    rope, why = _rope_choice(rope_dtype, headers)
     with console.status("loading the model, VAE and text encoder ..."):
-        studio = Studio.open(checkpoint_dir, model=model, device=device, precision=precision, variant=variant)
+        studio = Studio.open(checkpoint_dir, model=model, device=device, precision=precision, variant=variant,
+                             rope_dtype=rope)
     settings = studio.settings(steps=steps, shift=shift, guidance=guidance, guidance_method=guidance_method,
                                method=method)
-    for path, strength in adapters:
-        with console.status(f"loading adapter {printable(str(path))} ..."):
-            loaded = studio.add_adapter(path, strength)
-        console.print(f"adapter {printable(loaded.name)} ({loaded.kind}, {loaded.modules} modules) at strength {strength}")
-        for warning in loaded.warnings:
-            console.print(f"[yellow]warning[/] {printable(warning)}")
-        trigger = loaded.metadata.get("trigger_word", "")
-        if trigger and trigger.lower() not in caption.lower():
-            console.print(f"[yellow]note[/] {printable(str(path))} was trained with the trigger word {printable(repr(trigger))}; "
-                          "put it in --caption to call up what it learned")
+    _add_adapters(studio, adapters, headers, adapter_alpha, caption, console)
+    console.print(f"RoPE frequencies: {rope.value} ({printable(why)})")
     console.print(f"{studio.variant.name} sampler: {describe(settings)}")
     bar = Progress(TextColumn("render"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                    disable=not console.is_terminal)
@@ -99,7 +130,7 @@ def generate_command(
         task = bar.add_task("render", total=None)
         waveforms = studio.render(track, seeds, settings,
                                   on_step=lambda done, total: bar.update(task, completed=done, total=total))
-    extra = {"model": str(studio.dit_folder), "variant": studio.variant.name,
+    extra = {"model": str(studio.dit_folder), "variant": studio.variant.name, "rope_dtype": rope.value,
              "adapters": [{"path": str(a.path), "kind": a.kind, "strength": a.strength} for a in studio.adapters]}
     for path in write_takes(waveforms, paths, seeds, track=track, settings=settings, extra=extra,
                             overwrite=overwrite):

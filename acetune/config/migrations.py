@@ -2,7 +2,10 @@
 
 `MIGRATIONS[n]` turns a version-n dict into a version-(n + 1) dict, one small function per
 version. Layers can be partial (a preset, a `--set` list), so a migration touches only the keys
-that are present. A dict without `config_version` is taken to be current.
+that are present, except where a new field's default differs from what the old version did:
+there it writes the old behaviour in, so the config means what it meant when it was written
+(a run resumed from its config.resolved.toml and state.json computes as it did). A dict without
+`config_version` is taken to be current.
 """
 
 from __future__ import annotations
@@ -13,7 +16,16 @@ from typing import Callable
 from acetune.config.schema import CONFIG_VERSION
 from acetune.errors import ConfigError
 
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+
+def _rope_dtype_was_fp32(data: dict) -> dict:
+    """1 -> 2: `loop.rope_dtype` came with version 2 (default `model`); every version-1 run used fp32 frequencies."""
+    loop = data.setdefault("loop", {})
+    if isinstance(loop, dict):  # anything else is refused by the loader, naming the key
+        loop.setdefault("rope_dtype", "fp32")
+    return data
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _rope_dtype_was_fp32}
 
 
 def migrate(data: dict, *, source: str, current: int = CONFIG_VERSION) -> dict:

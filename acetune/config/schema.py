@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2  # 2: loop.rope_dtype (migrations.py)
 
 
 def option(default, help: str):
@@ -64,6 +64,17 @@ class Precision(str, Enum):
     FP32 = "fp32"
     BF16 = "bf16"
     FP16 = "fp16"
+
+
+class RopeDtype(str, Enum):
+    """Rounding of the rotary frequencies (`inv_freq`) before the angles are computed in fp32.
+
+    The official app and trainer cast the whole model (`model.to(bf16)`), which rounds the
+    rotary `inv_freq` buffers to bf16 too; the released weights were run and fine-tuned that way.
+    """
+
+    MODEL = "model"  # rounded to the dtype the model computes in (bf16 -> bf16 frequencies), as the official app
+    FP32 = "fp32"  # kept in fp32 whatever the compute dtype (what acetune did before this option)
 
 
 class BestMetric(str, Enum):
@@ -146,6 +157,8 @@ class LoopConfig:
     fsdp: bool = option(True, "shard a full fine-tune over torchrun ranks with FSDP2 (false = DDP replicas)")
     honor_padding: bool = option(True, "mask padded frames and condition tokens (each sample sees only its own)")
     window_convention: str = option("eager", "sliding-window width convention: eager (|i-j| <= w) or flash (< w)")
+    rope_dtype: RopeDtype = option(RopeDtype.MODEL, "rotary frequencies: model (rounded to the compute dtype, as the "
+                                                    "official app's bf16 model) or fp32")
     eval_every: int = option(0, "evaluate every N optimizer steps (0 = at the end of each epoch)")
     eval_timesteps: tuple[float, ...] = option((0.1, 0.3, 0.5, 0.7, 0.9), "fixed t grid of the eval loss")
     eval_seed: int = option(1234, "seed of the eval noise (fixed across the run)")

@@ -16,7 +16,9 @@ from pathlib import Path
 import torch
 
 from acetune.adapters.patcher import AdapterPatcher, LoadedAdapter
+from acetune.adapters.provenance import trained_rope_dtype
 from acetune.config import Precision
+from acetune.config.schema import RopeDtype
 from acetune.errors import ConfigError, ModelLoadError
 from acetune.generate.render import decode_audio, encode_track, render_latents
 from acetune.generate.tracks import Track
@@ -24,12 +26,27 @@ from acetune.model.acestep import AceStepModel
 from acetune.model.bundle import resolve_bundle
 from acetune.model.checkpoint import load_model
 from acetune.model.devices import resolve_device, resolve_precision
+from acetune.model.masks import AttentionOptions
 from acetune.model.sampling import SamplerSettings
 from acetune.model.text_encoder import TextEncoder, load_text_encoder
 from acetune.model.variant import Variant
 from acetune.model.vae import load_vae
 
 GENERATION_COMPONENTS = ("decoder", "encoder", "null_condition_emb")
+
+
+def rope_dtype_for(metadatas: Sequence[dict[str, str]]) -> tuple[RopeDtype, str]:
+    """RoPE convention to render adapters with these headers: the one they were trained with, and why.
+
+    Without adapters, or when they disagree, the official app's (`model`).
+    """
+    trained = [trained_rope_dtype(metadata) for metadata in metadatas]
+    if not trained:
+        return RopeDtype.MODEL, "the official app's convention"
+    if len({value for value, _ in trained}) > 1:
+        return RopeDtype.MODEL, "the official app's convention; the adapters were trained with different ones"
+    value, how = trained[0]
+    return value, f"as trained ({how})"
 
 
 @dataclass
@@ -47,13 +64,18 @@ class Studio:
 
     @classmethod
     def open(cls, checkpoint_dir: str | Path, *, model: str | None = None, device: str = "auto",
-             precision: Precision = Precision.AUTO, variant: str | None = None) -> Studio:
-        """Load DiT, VAE and text encoder from a checkpoints folder (or a DiT folder with siblings)."""
+             precision: Precision = Precision.AUTO, variant: str | None = None,
+             rope_dtype: RopeDtype | str = RopeDtype.MODEL) -> Studio:
+        """Load DiT, VAE and text encoder from a checkpoints folder (or a DiT folder with siblings).
+
+        `rope_dtype`: RoPE frequencies rounded to the compute dtype as the official app does
+        (`model`), or fp32; `rope_dtype_for` picks the one the adapters were trained with.
+        """
         bundle = resolve_bundle(checkpoint_dir, model)
         torch_device = resolve_device(device)
         dtype = resolve_precision(precision, torch_device)
         loaded = load_model(bundle.dit, components=GENERATION_COMPONENTS, dtype=dtype, device=torch_device,
-                            variant=variant)
+                            variant=variant, options=AttentionOptions(rope_dtype=rope_dtype))
         if loaded.silence_latent is None:
             raise ModelLoadError("the model folder has no silence_latent.pt (generation starts from it)",
                                  path=bundle.dit, fix="download silence_latent.pt into the model folder")
@@ -63,8 +85,13 @@ class Studio:
         return cls(loaded.model, vae, text_encoder, loaded.silence_latent.float().cpu(), loaded.variant, bundle.dit)
 
     # --- adapters ------------------------------------------------------------------------
-    def add_adapter(self, path: str | Path, strength: float = 1.0) -> LoadedAdapter:
-        return self.patcher.load(path, strength)
+    def add_adapter(self, path: str | Path, strength: float = 1.0, *, alpha: float | None = None) -> LoadedAdapter:
+        """Patch an adapter in; `alpha` applies only if its file states none (a bare PEFT file)."""
+        return self.patcher.load(path, strength, alpha=alpha)
+
+    @property
+    def rope_dtype(self) -> RopeDtype:
+        return self.model.options.rope_dtype
 
     @property
     def adapters(self) -> tuple[LoadedAdapter, ...]:

@@ -86,7 +86,7 @@ class DiTModel(nn.Module):
         super().__init__()
         self.config, self.options = config, options or AttentionOptions()
         d, c = config.hidden_size, config.audio_acoustic_hidden_dim
-        self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta)
+        self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta, self.options.rope_dtype)
         self.layers = nn.ModuleList(DiTLayer(config) for _ in range(config.num_hidden_layers))
         self.proj_in = nn.Sequential(_Transpose(), nn.Conv1d(config.in_channels, d, config.patch_size,
                                                              stride=config.patch_size), _Transpose())

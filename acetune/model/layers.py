@@ -1,10 +1,13 @@
 """Building blocks shared by the DiT and every encoder stack (Qwen3-style).
 
 RMSNorm and RoPE follow Qwen3's rounding order exactly (normalise in fp32, cast back, then
-scale; cos/sin in fp32 then cast). They are written here rather than imported from
-transformers because its rotary module needs a Qwen3Config and keeps a buffer that
-meta-device construction leaves uninitialised, and importing transformers costs seconds at
-CLI start for six lines of arithmetic.
+scale; cos/sin in fp32 then cast). RoPE's frequencies follow `RopeDtype`: the official app
+casts the whole model (`model.to(bf16)`), rounding the rotary `inv_freq` buffer to bf16, and
+then computes angle = float(bf16(inv_freq)) * position in fp32 (golden README section 8).
+
+They are written here rather than imported from transformers because its rotary module needs
+a Qwen3Config and keeps a buffer that meta-device construction leaves uninitialised, and
+importing transformers costs seconds at CLI start for six lines of arithmetic.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from acetune.config.schema import RopeDtype
 from acetune.model.config import SLIDING, ModelConfig
 from acetune.model.masks import AttentionOptions, additive_mask
 
@@ -33,16 +37,29 @@ class RMSNorm(nn.Module):
 
 
 class RotaryEmbedding(nn.Module):
-    """Default (unscaled) RoPE over the full head dim; holds no state, so nothing to load or rebuild."""
+    """Default (unscaled) RoPE over the full head dim; holds no state, so nothing to load or rebuild.
 
-    def __init__(self, head_dim: int, theta: float):
+    `rope_dtype` MODEL rounds the frequencies to the compute dtype `forward` is given (the dtype
+    of the hidden states: bf16 for a bf16 model or under bf16 autocast), as the official app's
+    cast model does; FP32 keeps them in fp32. Angles are computed in fp32 either way.
+    """
+
+    def __init__(self, head_dim: int, theta: float, rope_dtype: RopeDtype = RopeDtype.MODEL):
         super().__init__()
         self.head_dim = head_dim
         self.theta = theta
+        self.rope_dtype = RopeDtype(rope_dtype)
 
-    def forward(self, length: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    def inverse_frequencies(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """[hd/2] fp32 frequencies, rounded through `dtype` under the MODEL convention."""
         exponents = torch.arange(0, self.head_dim, 2, dtype=torch.int64, device=device).float() / self.head_dim
         inv_freq = 1.0 / (self.theta**exponents)
+        if self.rope_dtype is RopeDtype.MODEL and dtype.is_floating_point:
+            inv_freq = inv_freq.to(dtype).float()
+        return inv_freq
+
+    def forward(self, length: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        inv_freq = self.inverse_frequencies(device, dtype)
         positions = torch.arange(length, device=device, dtype=torch.float32)
         angles = positions[:, None] * inv_freq[None, :]  # [L, hd/2]
         emb = torch.cat([angles, angles], dim=-1)  # [L, hd]
@@ -147,7 +164,7 @@ class EncoderStack(nn.Module):
         self.config, self.options = config, options
         self.embed_tokens = nn.Linear(input_dim, config.hidden_size, bias=True)
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
-        self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta)
+        self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta, options.rope_dtype)
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(num_layers))
 
     def run_layers(self, h: torch.Tensor, key_valid: torch.Tensor | None = None, max_layers: int | None = None) -> torch.Tensor:

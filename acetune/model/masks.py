@@ -9,6 +9,9 @@ Window conventions (spec §3.3): `eager` (eager/SDPA code) lets query i see key 
 |i - j| <= sliding_window; `flash` (flash-attention-2 code path) uses |i - j| <= sliding_window - 1
 and applies the window only when the key length exceeds sliding_window. Which one the released
 weights were trained with is not published; `eager` is the default because the goldens use it.
+
+`rope_dtype` (see `RopeDtype`) is carried here too: it is the other per-run choice that reaches
+every attention stack without being part of config.json.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+
+from acetune.config.schema import RopeDtype
 
 WindowConvention = Literal["eager", "flash"]
 WINDOW_CONVENTIONS: tuple[str, ...] = ("eager", "flash")
@@ -30,10 +35,17 @@ class AttentionOptions:
     # Official DiT ignores both padding masks (spec quirk). True makes it honour them so a padded
     # batch computes, at valid positions, exactly what each sample computes alone.
     honor_padding: bool = False
+    # Rotary frequencies rounded to the compute dtype (the official app's bf16 model) or kept in fp32.
+    rope_dtype: RopeDtype = RopeDtype.MODEL
 
     def __post_init__(self) -> None:
         if self.window_convention not in WINDOW_CONVENTIONS:
             raise ValueError(f"window_convention must be one of {WINDOW_CONVENTIONS}, got {self.window_convention!r}")
+        try:
+            object.__setattr__(self, "rope_dtype", RopeDtype(self.rope_dtype))  # "fp32" -> RopeDtype.FP32
+        except ValueError:
+            raise ValueError(f"rope_dtype must be one of {[r.value for r in RopeDtype]}, "
+                             f"got {self.rope_dtype!r}") from None
 
 
 def window_allowed(

@@ -2,18 +2,23 @@
 
 A user who finds the file months later, or a loader in another app, learns from it the
 activation tag to put in captions, the variant it was trained on, the sampler settings that
-variant wants, which cache (and so which checkpoint) made it, and the acetune version.
+variant wants, which cache (and so which checkpoint) made it, and the acetune version; and the
+precision and RoPE convention it was trained with (`rope_dtype`: `model` = frequencies rounded
+to the compute dtype as in the official app, `fp32`), so generation can follow that convention.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+import torch
+
 from acetune import __version__
 from acetune.data.cache import CacheReader
 from acetune.data.fingerprint import Fingerprint
 from acetune.model.sampling import SamplerSettings
 from acetune.model.variant import kind_of
+from acetune.model.weights import short_dtype_name
 
 
 def trigger_word(reader: CacheReader) -> tuple[str, str]:
@@ -30,11 +35,12 @@ def recommended_sampler(variant: str) -> SamplerSettings | None:
 
 
 def adapter_metadata(*, variant: str, fingerprint: Fingerprint, trigger: tuple[str, str], adapter_kind: str,
-                     step: int, base_model: str) -> dict[str, str]:
+                     step: int, base_model: str, compute_dtype: torch.dtype, rope_dtype: str) -> dict[str, str]:
     """String -> string metadata for `save_adapter` (safetensors headers hold only strings)."""
     metadata = {"acetune_version": __version__, "variant": variant, "base_model": base_model, "step": str(step),
                 "cache_fingerprint": fingerprint.model[:16], "adapter": adapter_kind,
-                "trigger_word": trigger[0], "tag_position": trigger[1]}
+                "trigger_word": trigger[0], "tag_position": trigger[1], "precision": short_dtype_name(compute_dtype),
+                "rope_dtype": rope_dtype}
     settings = recommended_sampler(variant)
     if settings is not None:
         metadata.update(recommended_shift=f"{settings.shift:g}", recommended_steps=str(settings.step_count),

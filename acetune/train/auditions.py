@@ -122,7 +122,9 @@ def prepare_auditions(session) -> Auditioner | None:
     device, dtype = session.device, session.compute_dtype
     with forked_rng(device):  # building the models draws random init weights: the run's RNG must not move
         text_encoder = load_text_encoder(bundle.text_encoder, dtype=dtype, device=device)
-        encoder_model = load_model(bundle.dit, components=("encoder",), dtype=dtype, device=device).model
+        # the encoder runs with the decoder's attention options (window convention, RoPE frequencies)
+        encoder_model = load_model(bundle.dit, components=("encoder",), dtype=dtype, device=device,
+                                   options=session.model.options).model
         states = [encode_track(encoder_model, text_encoder, track, session.silence_latent) for track in tracks]
         del text_encoder, encoder_model
         vae = load_vae(bundle.vae, dtype=dtype, device=device)

@@ -319,7 +319,8 @@ def _evaluate(session: Session, progress, tracker: BestTracker, ema, output_dir:
 def _metadata(session: Session, progress) -> dict[str, str]:
     return adapter_metadata(variant=session.plan.variant, fingerprint=session.cache_fingerprint,
                             trigger=session.trigger, adapter_kind=session.config.adapter.kind.value,
-                            step=progress.step, base_model=session.dit_folder.name)
+                            step=progress.step, base_model=session.dit_folder.name,
+                            compute_dtype=session.compute_dtype, rope_dtype=session.config.loop.rope_dtype.value)
 
 
 def _save_inference(session: Session, progress, ema, folder: Path, kind: str) -> Iterator[Event]:

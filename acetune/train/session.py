@@ -153,7 +153,8 @@ def build_session(config: RunConfig, *, resuming: bool) -> Session:
         _preflight_full(config, read_model_config(dit_folder), device, compute_dtype,
                         shards=dist.world_size if sharded else 1)
     train_indices, eval_indices = split_indices(reader, config.data.val_split, config.loop.seed)
-    options = AttentionOptions(window_convention=config.loop.window_convention, honor_padding=config.loop.honor_padding)
+    options = AttentionOptions(window_convention=config.loop.window_convention, honor_padding=config.loop.honor_padding,
+                               rope_dtype=config.loop.rope_dtype)
     base_dtype = compute_dtype if config.adapter.kind.value != "full" else torch.float32
     loaded = load_model(dit_folder, components=("decoder", "null_condition_emb"), dtype=base_dtype, device=device,
                         options=options)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from saved_adapters import saved_adapter
 
-from acetune.adapters.formats import _lycoris_module, read_adapter
+from acetune.adapters.formats import read_adapter
+from acetune.adapters.key_names import underscored_module
 from acetune.adapters.patcher import AdapterPatcher
 from acetune.config import AdapterKind, AttentionTargets
 from acetune.errors import ModelLoadError
@@ -56,7 +58,7 @@ def test_each_saved_format_is_detected_from_the_folder_or_its_file(new_decoder, 
     ("text_encoder_layers_0_q_proj", None),
 ])
 def test_lycoris_names_map_back_by_the_decoder_structure(name, module):
-    assert _lycoris_module(name) == module
+    assert underscored_module(name) == module
 
 
 def test_peft_alpha_pattern_and_rslora_scale_like_peft_itself(new_decoder, config_for, forward, tmp_path):
@@ -82,15 +84,82 @@ def test_peft_alpha_pattern_and_rslora_scale_like_peft_itself(new_decoder, confi
     assert read_adapter(tmp_path / "a").metadata["trigger_word"] == "zx"
 
 
-def test_comfyui_files_without_alpha_apply_at_alpha_over_rank_one(new_decoder, config_for, tmp_path):
+def _patched(new_decoder, path, **load) -> dict[str, torch.Tensor]:
+    decoder = new_decoder()
+    AdapterPatcher(decoder).load(path, **load)
+    return decoder.state_dict()
+
+
+def _same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    for key, value in a.items():
+        torch.testing.assert_close(b[key], value, rtol=0, atol=1e-6)
+
+
+def test_a_bare_peft_file_takes_its_alpha_from_the_header_or_the_user_or_is_refused(new_decoder, config_for,
+                                                                                     tmp_path):
+    saved_adapter(new_decoder(), config_for(AdapterKind.LORA), tmp_path / "a")  # rank 4, alpha 8
+    as_trained = _patched(new_decoder, tmp_path / "a")
+    weights = tmp_path / "a" / "adapter_model.safetensors"
+    tensors = load_file(str(weights))
+
+    copied = tmp_path / "copied" / "adapter_model.safetensors"  # acetune's own file, its config left behind
+    copied.parent.mkdir()
+    shutil.copy(weights, copied)
+    adapter = read_adapter(copied)
+    assert (adapter.format, adapter.kind) == ("peft", "lora")
+    assert adapter.alpha_source == "acetune_adapter_config in the file"
+    assert {d.scale for d in adapter.deltas.values()} == {2.0} and {d.alpha for d in adapter.deltas.values()} == {8.0}
+    _same_state(as_trained, _patched(new_decoder, copied))
+
+    lone = _write(tmp_path / "lone.safetensors", tensors, {"format": "pt"})  # what PEFT itself writes
+    with pytest.raises(ModelLoadError, match="lora_alpha") as err:
+        read_adapter(lone)
+    assert str(lone) in str(err.value) and "--adapter-alpha" in str(err.value)
+    with pytest.raises(ModelLoadError, match="lora_alpha"):
+        AdapterPatcher(new_decoder()).load(lone)  # generate and merge refuse it too
+    given = read_adapter(lone, alpha=8)
+    assert given.alpha_source == "given (--adapter-alpha)" and {d.scale for d in given.deltas.values()} == {2.0}
+    _same_state(as_trained, _patched(new_decoder, lone, alpha=8))
+
+    for recorded in ({"transformer.r": 4, "transformer.lora_alpha": 8, "transformer.use_rslora": False},
+                     {"r": 4, "lora_alpha": 8}):  # diffusers: pipeline (prefixed) and model-level spellings
+        diffusers = _write(tmp_path / "d.safetensors", tensors, {"lora_adapter_metadata": json.dumps(recorded)})
+        adapter = read_adapter(diffusers, alpha=3)  # the file's own alpha wins over a given one
+        assert adapter.alpha_source == "lora_adapter_metadata in the file"
+        assert {d.scale for d in adapter.deltas.values()} == {2.0}
+    both = {"transformer.lora_alpha": 8, "text_encoder.lora_alpha": 4}  # the decoder is diffusers' transformer
+    _write(tmp_path / "d.safetensors", tensors, {"lora_adapter_metadata": json.dumps(both)})
+    assert {d.scale for d in read_adapter(tmp_path / "d.safetensors").deltas.values()} == {2.0}
+    other = {"text_encoder.lora_alpha": 4}  # says nothing about the decoder's alpha
+    _write(tmp_path / "d.safetensors", tensors, {"lora_adapter_metadata": json.dumps(other)})
+    with pytest.raises(ModelLoadError, match="lora_alpha"):
+        read_adapter(tmp_path / "d.safetensors")
+
+
+def test_a_diffusers_header_pattern_names_diffusers_modules(new_decoder, config_for, tmp_path):
+    """diffusers writes alpha_pattern / rank_pattern under its own module names (to_q, to_out.0)."""
+    saved_adapter(new_decoder(), config_for(AdapterKind.LORA), tmp_path / "a")  # rank 4
+    tensors = load_file(str(tmp_path / "a" / "adapter_model.safetensors"))
+    header = {"transformer.r": 4, "transformer.lora_alpha": 8,
+              "transformer.alpha_pattern": {"layers.0.self_attn.to_q": 4, "to_out.0": 12}}
+    path = _write(tmp_path / "d.safetensors", tensors, {"lora_adapter_metadata": json.dumps(header)})
+    scales = {name: d.scale for name, d in read_adapter(path).deltas.items()}
+    assert scales["layers.0.self_attn.q_proj"] == 1.0 and scales["layers.1.self_attn.q_proj"] == 2.0
+    assert {s for name, s in scales.items() if name.endswith("o_proj")} == {3.0}
+
+
+def test_lora_up_down_files_without_alpha_apply_at_alpha_over_rank_one(new_decoder, config_for, tmp_path):
     saved_adapter(new_decoder(), config_for(AdapterKind.LORA), tmp_path / "a")
     tensors = load_file(str(tmp_path / "a" / "adapter_model.safetensors"))
-    lone = tmp_path / "lone.safetensors"  # a PEFT file without its config: ComfyUI's reading
-    save_file(tensors, str(lone))
+    renamed = {k.replace("lora_A.weight", "lora_down.weight").replace("lora_B.weight", "lora_up.weight"): v
+               for k, v in tensors.items()}
+    lone = _write(tmp_path / "lone.safetensors", renamed)
     adapter = read_adapter(lone)
-    assert (adapter.format, adapter.kind) == ("comfyui", "lora")
-    assert all(d.scale == 1.0 for d in adapter.deltas.values())
-    assert "no alpha" in adapter.warnings[0] and "adapter_config.json" in adapter.warnings[0]
+    assert (adapter.format, adapter.kind, adapter.alpha_source) == (
+        "comfyui", "lora", "none (alpha/rank = 1, the ComfyUI and kohya rule)")
+    assert all(d.scale == 1.0 and d.alpha is None for d in adapter.deltas.values())
+    assert "no alpha" in adapter.warnings[0] and "--adapter-alpha" in adapter.warnings[0]
+    assert {d.scale for d in read_adapter(lone, alpha=8).deltas.values()} == {2.0}
 
 
 def test_nested_adapter_folder_of_other_trainers_is_found(new_decoder, config_for, tmp_path):

@@ -156,9 +156,9 @@ def test_cli_export_and_info_say_how_diffusers_loads_it(new_decoder, config_for,
         assert main(["adapter", "info", str(tmp_path / name)]) == 0
         return " ".join(capsys.readouterr().out.split())  # the table wraps long cells
 
-    assert "diffusers pipe.load_lora_weights(<this folder>), at the trained strength" in info("style")
+    assert "diffusers yes pipe.load_lora_weights(<this folder>), at the trained strength" in info("style")
     assert 'writes FILE, then pipe.transformer.load_lora_adapter(FILE, prefix="transformer")' in info("kron")
-    assert "no: diffusers has no LoHa loader" in info("hada")
+    assert "diffusers no diffusers has no LoHa loader" in info("hada")
     assert main(["export-diffusers", str(tmp_path / "kron")]) == 0
     out = capsys.readouterr().out
     assert (tmp_path / "kron_diffusers.safetensors").is_file() and "pipe.transformer.load_lora_adapter(" in out

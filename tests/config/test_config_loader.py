@@ -311,3 +311,13 @@ def test_a_new_field_needs_no_loader_change():
         _build(Outer, {"inner": {"sizes": [1.5]}}, (), "t")
     with pytest.raises(ConfigError, match=r"unknown key inner\.sises; did you mean inner\.sizes\?"):
         _build(Outer, {"inner": {"sises": [1]}}, (), "t")
+
+
+def test_a_version_1_config_keeps_the_fp32_rope_it_ran_with():
+    """loop.rope_dtype came with version 2 (default `model`); acetune before it computed fp32 frequencies."""
+    assert RunConfig().loop.rope_dtype.value == "model"
+    old = {"config_version": 1, "adapter": {"rank": 4}}  # a run's config.resolved.toml / state.json from then
+    assert config_from_dict(old, source="x").loop.rope_dtype.value == "fp32"
+    assert config_from_dict({"config_version": 1, "loop": {"rope_dtype": "model"}}, source="x").loop.rope_dtype.value \
+        == "model"  # a value it states is kept
+    assert config_from_dict({"adapter": {"rank": 4}}, source="x").loop.rope_dtype.value == "model"  # current

@@ -84,6 +84,29 @@ def test_trained_adapters_say_what_they_are(train_cache, tiny_bundle, tmp_path):
     assert metadata["recommended_steps"] == "8" and metadata["base_model"] == "acestep-v15-turbo"
     assert metadata["acetune_version"] and len(metadata["cache_fingerprint"]) == 16
     assert "trigger_word" in metadata and metadata["step"] == "6"
+    assert (metadata["precision"], metadata["rope_dtype"]) == ("fp32", "model")
+
+
+def test_the_rope_convention_reaches_every_rotary_stack_and_the_adapter(train_cache, tiny_bundle, tmp_path,
+                                                                       monkeypatch):
+    import acetune.train.loop as loop
+    from acetune.config.schema import RopeDtype
+    from acetune.model.layers import RotaryEmbedding
+
+    seen = []
+    build = loop.build_session
+
+    def spy(config, **kwargs):
+        session = build(config, **kwargs)
+        seen.extend(m.rope_dtype for m in session.model.modules() if isinstance(m, RotaryEmbedding))
+        return session
+
+    monkeypatch.setattr(loop, "build_session", spy)
+    config = audition_config(train_cache, tiny_bundle, tmp_path / "run")
+    list(run(replace(config, loop=replace(config.loop, rope_dtype=RopeDtype.FP32, epochs=1))))
+    assert seen and set(seen) == {RopeDtype.FP32}
+    with safe_open(str(tmp_path / "run" / "final" / "adapter_model.safetensors"), "pt") as handle:
+        assert handle.metadata()["rope_dtype"] == "fp32"
 
 
 def test_audition_settings_are_checked():

@@ -83,6 +83,39 @@ def test_resume_starts_from_the_run_folders_own_config(train_cache, tiny_bundle,
     assert "adapter.rank: 4 -> 8" in err and "optim.lr: 0.0003 -> 0.5" in err and "fix:" in err
 
 
+def test_a_run_from_before_rope_dtype_resumes_with_the_fp32_rope_it_trained_with(train_cache, tiny_bundle, tmp_path,
+                                                                                  capsys):
+    """A run folder written by config version 1 (no loop.rope_dtype; acetune computed fp32 frequencies then)."""
+    from safetensors import safe_open
+
+    from acetune.config.files import dumps_toml
+
+    out = tmp_path / "run"
+    assert main(_quick(train_cache, tiny_bundle, out) + ["--max-steps", "1"]) == 0
+    capsys.readouterr()
+    resolved = load_config_file(out / "config.resolved.toml")
+    states = list((out / "checkpoints").glob("*/state.json"))
+    for data in [resolved] + [json.loads(path.read_text())["config"] for path in states]:
+        assert data["loop"].pop("rope_dtype") == "model"
+    (out / "config.resolved.toml").write_text(dumps_toml({**resolved, "config_version": 1}, skip_none=True))
+    for path in states:
+        state = json.loads(path.read_text())
+        del state["config"]["loop"]["rope_dtype"]
+        path.write_text(json.dumps({**state, "config": {**state["config"], "config_version": 1}}))
+
+    resume = ["train", "--out", str(out), "--cache", str(train_cache), "--checkpoint-dir", str(tiny_bundle),
+              "--resume-from", "latest"]
+    assert main(resume + ["--set", "loop.rope_dtype=model"]) == 2  # what it trained with is part of the run
+    err = capsys.readouterr().err
+    assert 'loop.rope_dtype: "fp32" -> "model"' in err, err
+    assert main(resume + ["--max-steps", "2"]) == 0, capsys.readouterr().err
+    assert "resumed from" in capsys.readouterr().out
+    now = config_from_dict(load_config_file(out / "config.resolved.toml"), source="resolved")
+    assert now.loop.rope_dtype.value == "fp32" and now.config_version == 2
+    with safe_open(str(out / "final" / "adapter_model.safetensors"), framework="pt") as handle:
+        assert handle.metadata()["rope_dtype"] == "fp32"
+
+
 def test_preset_auto_fits_crops_to_short_songs(train_cache, tiny_bundle, tmp_path, capsys):
     """On a CPU auto picks quick_test (30 s crops); the cache's 4 s songs make it train whole songs instead."""
     out = tmp_path / "run"

@@ -22,13 +22,18 @@ from acetune.model.bundle import Bundle
 from acetune.model.checkpoint import model_folders, read_model_config
 from acetune.model.text_encoder import tokenizer_hash
 from acetune.model.variant import detect_variant
+from acetune.model.weights import read_weight_header
 
 SAMPLE_BYTES = 1 << 20
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".bin")
 
 
 def file_digest(path: Path) -> str:
-    """Size + safetensors header + three 1 MiB samples of the file."""
+    """Size + safetensors header + three 1 MiB samples of the file. A safetensors file whose header does not
+    parse or does not cover the file is a `ModelLoadError` naming it: the digest of a damaged download would
+    only say "the cache was made by another checkpoint"."""
+    if path.suffix == ".safetensors":
+        read_weight_header(path)
     size = path.stat().st_size
     digest = hashlib.sha256(str(size).encode())
     with open(path, "rb") as handle:

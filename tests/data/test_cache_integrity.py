@@ -161,3 +161,13 @@ def test_a_hostile_index_json_is_a_named_error(tmp_path):
     (tmp_path / INDEX_FILE).write_text('{"format_version": 2, "samples": ' + "[" * 5000 + "]" * 5000 + "}")
     with pytest.raises(CacheError, match="index.json is unreadable"):
         CacheReader(tmp_path)
+
+
+@pytest.mark.parametrize("text", ['{"variant": ' + "[" * 5000 + "]" * 5000 + "}", '{"variant": ' + "9" * 5000 + "}",
+                                  '{"format_version": 2, "acetune_version": "x", "variant": "turbo", "model": "a", '
+                                  '"vae": "b", "text_encoder": "c", "tokenizer": "d", "options": []}'])
+def test_a_hostile_fingerprint_is_a_named_error(tmp_path, text):
+    write(tmp_path, [0])
+    (tmp_path / "fingerprint.json").write_text(text)
+    with pytest.raises(CacheError, match="fingerprint.json is (unreadable|malformed)"):
+        validate_cache(tmp_path)

@@ -136,7 +136,7 @@ def _not_found(path: Path, text: str) -> ModelLoadError:
     shown = [os.path.relpath(c) if not path.is_absolute() else str(c) for c in close]
     hint = f"did you mean {', '.join(shown)}? " if close else ""
     hub = f"; a Hub repo is written {HUB_SCHEME}owner/name[/subfolder]" if "/" in text else ""
-    return ModelLoadError("no such folder (a local path: it was not looked up on the Hugging Face Hub)",
+    return ModelLoadError("no such file or folder (a local path: it was not looked up on the Hugging Face Hub)",
                           path=path, fix=f"{hint}pass an existing ACE-Step model folder{hub}")
 
 

@@ -135,5 +135,5 @@ def test_model_info_reads_a_local_folder_and_never_downloads_a_misspelt_one(fake
     assert "local folder" in out and "downloading" not in out
     assert main(["model", "info", "checkpoints/acestep-v15-turbp"]) == 2
     err = capsys.readouterr().err
-    assert "no such folder" in err and "checkpoints/acestep-v15-turbo" in err
+    assert "no such file or folder" in err and "checkpoints/acestep-v15-turbo" in err
     assert fake_hub == []

@@ -101,14 +101,14 @@ def test_hub_ids_are_owner_slash_name(text, repo_id, subfolder, tmp_path, monkey
 def test_path_like_arguments_are_local_and_never_downloaded(text, tmp_path, monkeypatch, no_download):
     monkeypatch.chdir(tmp_path)
     assert hub.locate_checkpoint(text).repo_id is None
-    with pytest.raises(ModelLoadError, match="no such folder"):
+    with pytest.raises(ModelLoadError, match="no such file or folder"):
         load_model(text)
 
 
 def test_a_misspelt_local_folder_is_a_named_error_not_a_download(tmp_path, monkeypatch, no_download, tiny_checkpoint):
     monkeypatch.chdir(tmp_path)
     shutil.copytree(tiny_checkpoint, tmp_path / "checkpoints" / "acestep-v15-turbo")
-    with pytest.raises(ModelLoadError, match="no such folder") as err:
+    with pytest.raises(ModelLoadError, match="no such file or folder") as err:
         load_model("checkpoints/acestep-v15-turb")  # parent exists: a local path with a typo
     assert "checkpoints/acestep-v15-turbo" in err.value.fix  # the closest name is suggested
     assert load_model("checkpoints/acestep-v15-turbo").folder == Path("checkpoints/acestep-v15-turbo")

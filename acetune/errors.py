@@ -6,6 +6,8 @@ exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import math
+import reprlib
 from pathlib import Path
 
 
@@ -58,3 +60,38 @@ class ResumeError(AcetuneError):
 
 class TrainingError(AcetuneError):
     """Training cannot start or go on (empty data, non-finite loss, impossible plan)."""
+
+
+ECHO_CHARS = 80  # how much of a user's value an error message repeats
+_ECHO_ITEMS = 6  # items shown of a list or table
+
+
+def echoed(value: object, limit: int = ECHO_CHARS) -> str:
+    """A user's value as an error message repeats it: its repr, cut to about `limit` characters.
+
+    A 5 MB string or a long list in a label file is named by its start and its size, not printed in
+    full. An integer too long for `repr` (Python refuses past 4300 digits) is named by its digit count.
+    """
+    text = _Echo(limit).repr(value)
+    if len(text) > limit + 3:
+        text = text[:limit] + "..."
+    if isinstance(value, str) and len(value) > limit:
+        text += f" ({len(value):,} characters)"
+    elif isinstance(value, (list, tuple, dict)) and len(value) > _ECHO_ITEMS:
+        text += f" ({len(value):,} items)"
+    return text
+
+
+class _Echo(reprlib.Repr):
+    """The standard library's size-limited repr, with every limit set to one length."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.maxstring = self.maxlong = self.maxother = limit
+        self.maxlist = self.maxtuple = self.maxdict = _ECHO_ITEMS
+        self.maxlevel = 3
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 4 * self.maxlong:  # more digits than any limit: do not build the full text
+            return f"<an integer of about {int(x.bit_length() * math.log10(2)) + 1:,} digits>"
+        return super().repr_int(x, level)

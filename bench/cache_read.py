@@ -1,4 +1,5 @@
-"""Cache read speed: our sharded safetensors cache vs one `.pt` file per sample read with torch.load.
+"""Cache read speed: our sharded safetensors cache vs one `.pt` file per sample read with torch.load,
+and what checking each sample's checksum on its first load costs (training's reader does that).
 
 Run:  python bench/cache_read.py                 (2,000 samples: 30 s latents + 256 condition tokens, bf16)
       python bench/cache_read.py --samples 200 --frames 1500 --cond 300
@@ -6,6 +7,8 @@ Run:  python bench/cache_read.py                 (2,000 samples: 30 s latents + 
 Both formats hold the same tensors (target_latents [T, 64], encoder_hidden_states [L, width]).
 Each is read completely twice and the second (warm page cache) pass is timed, so the numbers
 compare the formats, not the disk. The `.pt` baseline is what the upstream trainers read.
+The checksum rows read through a fresh `CacheReader(verify=True)`, so every sample is hashed
+(SHA-256): the cost a training run pays once per sample, in its first epoch.
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ def build(root: Path, samples: int, frames: int, cond: int, width: int, dtype: t
     return cache, pt_dir
 
 
-def read_cache(cache: Path, copy: bool) -> int:
-    reader = CacheReader(cache)
+def read_cache(cache: Path, copy: bool, verify: bool = False) -> int:
+    reader = CacheReader(cache, verify=verify)
     total = 0
     for i in range(len(reader)):
         tensors = reader.load(i).values()
@@ -63,6 +66,10 @@ def read_pt(pt_dir: Path, copy: bool) -> int:
         tensors = torch.load(path, weights_only=True).values()
         total += sum((t.clone() if copy else t).numel() for t in tensors)
     return total
+
+
+def read_verified(cache: Path, copy: bool) -> int:
+    return read_cache(cache, copy, verify=True)
 
 
 def timed(fn, arg, copy: bool) -> tuple[float, int]:
@@ -97,6 +104,11 @@ def main() -> None:
             print(f"  safetensors shards : {cache_s:8.3f} s  {args.samples / cache_s:10.0f} samples/s")
             print(f"  one .pt per sample : {pt_s:8.3f} s  {args.samples / pt_s:10.0f} samples/s")
             print(f"  speed-up           : {pt_s / cache_s:8.1f} x  (goal >= 10 x)")
+            verified_s, verified_count = timed(read_verified, cache, copy)
+            assert verified_count == cache_count
+            print(f"  shards + checksums : {verified_s:8.3f} s  {args.samples / verified_s:10.0f} samples/s  "
+                  f"(+{1000 * (verified_s - cache_s) / args.samples:.2f} ms per sample, first epoch only; "
+                  f"{size * 1024 / max(verified_s - cache_s, 1e-9):.0f} MiB/s hashed)")
     finally:
         shutil.rmtree(root)
 

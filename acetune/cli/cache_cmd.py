@@ -1,4 +1,4 @@
-"""`acetune dataset validate CACHE`: shapes, NaN/Inf, lengths, padding cost, fingerprint match."""
+"""`acetune dataset validate CACHE`: checksums, shapes, NaN/Inf, lengths, padding cost, fingerprint match."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def validate_command(
 
     report = validate_cache(cache, batch_size=batch_size, checkpoint_dir=checkpoint_dir, model=model)
     console = Console(soft_wrap=True)
-    console.print(f"[bold]{report.folder}[/]: {report.samples} samples; dtypes: "
+    console.print(f"[bold]{printable(report.folder)}[/]: {report.samples} samples; dtypes: "
                   + ", ".join(f"{k} {v}" for k, v in sorted(report.dtypes.items())))
     table = Table("length", "min", "mean", "max")
     if report.latent and report.latent_seconds:
@@ -43,13 +43,17 @@ def validate_command(
             console.print("[red]fingerprint MISMATCH[/]:\n  " + "\n  ".join(report.fingerprint_differences))
         else:
             console.print("fingerprint: [green]matches[/] the checkpoint")
+    if report.unchecksummed:
+        console.print(f"[yellow]notice[/] {report.unchecksummed} of {report.samples} samples carry no checksum (the "
+                      "cache was made before acetune stored them), so damaged bytes cannot be found in them; "
+                      "fix: rebuild with `acetune preprocess --rebuild` to add checksums", highlight=False)
     for warning in report.warnings:
         console.print(f"[yellow]warning[/] {printable(warning)}", highlight=False)
     for problem in report.problems:
-        console.print(f"[red]problem[/] {problem}", highlight=False)
+        console.print(f"[red]problem[/] {printable(problem)}", highlight=False)
     if not report.ok:
         what = "the cache is empty" if report.samples == 0 else \
             f"{len(report.problems)} problem(s)" + (", fingerprint mismatch" if report.fingerprint_differences else "")
         raise CacheError(f"validation failed: {what}", path=report.folder,
-                         fix="rerun `acetune preprocess` (with --rebuild for a mismatch)")
+                         fix="rebuild with `acetune preprocess --rebuild` (a plain rerun would reuse the damaged samples)")
     console.print("[green]ok[/]")

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from acetune.cli.adapter_specs import ALPHA_HELP, check_adapters, parse_adapter
 from acetune.cli.text import printable
 from acetune.config.schema import Precision, RopeDtype
+from acetune.config.validation import check_seed
 from acetune.errors import AudioError, ConfigError
 
 
@@ -105,6 +106,7 @@ def generate_command(
     """Render music from a caption, optionally with adapters mixed in at chosen strengths."""
     from acetune.generate import Studio, Track, refuse_existing, safe_stem, take_paths, write_takes
 
+    check_seed(seed, "--seed")
     console = Console(soft_wrap=True, highlight=False)
     if not 1 <= batch <= 64:
         raise ConfigError(f"--batch {batch} is outside [1, 64]", fix="use e.g. --batch 4")

@@ -30,11 +30,16 @@ def info(
     strict: bool = typer.Option(True, help="Fail (exit 2) when keys or shapes differ from the architecture."),
 ) -> None:
     """Variant, parameters per component, file dtype, strict key check and sizes — headers only, fast."""
+    from acetune.model.hub import locate_checkpoint
     from acetune.model.summary import summarize_checkpoint
 
-    s = summarize_checkpoint(path, variant)
     console = Console(soft_wrap=True)
-    console.print(f"[bold]{s.folder}[/]")
+    where = locate_checkpoint(path)
+    if where.repo_id is not None:
+        console.print(f"downloading {printable(where.describe())} ...")
+    s = summarize_checkpoint(where, variant)
+    source = "from the Hugging Face Hub, cached at" if where.repo_id is not None else "local folder"
+    console.print(f"{source} [bold]{printable(s.folder)}[/]")
     console.print(f"variant: [bold]{s.variant.name}[/] ({s.variant.evidence})")
     cfg = s.config
     console.print(f"decoder: width {cfg.hidden_size}, {cfg.num_hidden_layers} layers, {cfg.num_attention_heads} heads "

@@ -12,6 +12,7 @@ from acetune.cli.exit_codes import PARTIAL
 from acetune.cli.progress import render
 from acetune.cli.text import printable
 from acetune.config.schema import Precision
+from acetune.config.validation import check_seed
 
 
 def preprocess_command(
@@ -43,6 +44,7 @@ def preprocess_command(
     from acetune.model.devices import resolve_device, resolve_precision
     from acetune.model.weights import short_dtype_name
 
+    check_seed(seed, "--seed")
     console = Console(soft_wrap=True)
     scan = scan_dataset(audio_dir)
     dataset = scan.dataset

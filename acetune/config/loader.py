@@ -27,7 +27,7 @@ from acetune.config.migrations import MIGRATIONS, migrate
 from acetune.config.presets import adapt_preset, load_preset_data, strip_description
 from acetune.config.schema import RunConfig
 from acetune.config.validation import validate
-from acetune.errors import ConfigError
+from acetune.errors import ConfigError, echoed
 
 __all__ = [
     "MIGRATIONS", "apply_overrides", "config_deltas", "config_layer", "config_diff", "config_from_dict",
@@ -172,7 +172,7 @@ def _convert(value: Any, tp: Any, key: tuple[str, ...], source: str) -> Any:
         if len(args) == 2 and args[1] is Ellipsis:
             args = (args[0],) * len(value)
         elif len(args) != len(value):
-            raise ConfigError(f"{source}: {'.'.join(key)} needs {len(args)} values, got {len(value)} ({value!r})",
+            raise ConfigError(f"{source}: {'.'.join(key)} needs {len(args)} values, got {len(value)} ({echoed(value)})",
                               fix=f"write it as a list of {len(args)}")
         return tuple(_convert(item, arg, (*key[:-1], f"{key[-1]}[{i}]"), source)
                      for i, (item, arg) in enumerate(zip(value, args)))
@@ -247,7 +247,7 @@ def _describe(value: Any) -> str:
         return "a table"
     if value is None:
         return "null"
-    return f"{value!r} ({type(value).__name__})"
+    return f"{echoed(value)} ({type(value).__name__})"
 
 
 # ---- dict helpers ----

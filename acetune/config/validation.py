@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from acetune.config.schema import AdapterKind, RunConfig
-from acetune.errors import ConfigError
+from acetune.errors import ConfigError, echoed
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
 BIAS_MODES = ("none", "all", "lora_only")
 WINDOW_CONVENTIONS = ("eager", "flash")
 AUDIO_FORMATS = ("wav", "flac", "mp3", "ogg", "opus", "m4a", "aac")
+# Seeds reach torch.Generator.manual_seed (which takes -2**63 .. 2**64-1), Python's and numpy's generators;
+# 0 .. 2**63-1 works in all of them, leaves room for generate's seed + take, and is what a seed means to users.
+SEED_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,19 @@ class Rule:
 
 def _each(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda values: all(check(v) for v in values)
+
+
+def is_seed(value: int) -> bool:
+    return 0 <= value <= SEED_MAX
+
+
+SEED_RANGE = f"must be in [0, {SEED_MAX}]"
+
+
+def check_seed(value: int, name: str) -> None:
+    """A seed given on its own (a command-line option) checked like the config's seeds."""
+    if not is_seed(value):
+        raise ConfigError(f"{name} {echoed(value)} {SEED_RANGE}", fix=f"use e.g. {name} 42")
 
 
 RULES: tuple[Rule, ...] = (
@@ -70,6 +86,8 @@ RULES: tuple[Rule, ...] = (
     Rule("loop.min_delta", lambda v: v >= 0, "must be >= 0", "use e.g. 0.001"),
     Rule("loop.early_stop_patience", lambda v: v >= 0, "must be >= 0", "use 0 to never stop early"),
     Rule("loop.ema_decay", lambda v: 0 <= v < 1, "must be in [0, 1)", "use e.g. 0.9999, or 0 for off"),
+    Rule("loop.seed", is_seed, SEED_RANGE, "use e.g. 42"),
+    Rule("loop.eval_seed", is_seed, SEED_RANGE, "use e.g. 1234"),
     Rule("loop.nan_patience", lambda v: v >= 1, "must be >= 1", "use 1 (halt at the first non-finite loss)"),
     Rule("save.save_every", lambda v: v >= 0, "must be >= 0", "use e.g. 500, or 0 to save only at the end"),
     Rule("save.keep_last", lambda v: v >= 1, "must be >= 1", "use e.g. 3"),
@@ -78,6 +96,7 @@ RULES: tuple[Rule, ...] = (
     Rule("audition.every_steps", lambda v: v >= 0, "must be >= 0", "use 0 (off) or e.g. 500"),
     Rule("audition.every_epochs", lambda v: v >= 0, "must be >= 0", "use 0 (off) or e.g. 10"),
     Rule("audition.seeds", lambda v: len(v) > 0, "must not be empty", "use [42]"),
+    Rule("audition.seeds", _each(is_seed), SEED_RANGE.replace("must be", "must each be"), "use e.g. [42, 7]"),
     Rule("audition.duration_s", lambda v: 1 <= v <= 600, "must be in [1, 600] seconds", "use e.g. 10 or 30"),
     Rule("audition.bpm", lambda v: 0 <= v <= 400, "must be in [0, 400]", "use 0 for N/A or e.g. 120"),
     Rule("audition.strengths", lambda v: len(v) > 0, "must not be empty", "use [1.0] or e.g. [0.5, 1.0]"),
@@ -124,4 +143,4 @@ def _show(value: Any) -> str:
         return "[" + ", ".join(_show(v) for v in value) + "]"
     if hasattr(value, "value"):  # Enum
         return str(value.value)
-    return repr(value) if isinstance(value, str) else str(value)
+    return echoed(value)

@@ -27,7 +27,7 @@ from acetune.data.label_csv import CsvRow, LabelCsv, match_csv_rows, read_label_
 from acetune.data.labels import SampleLabels, merge_labels
 from acetune.data.prompts import build_lyric_text
 from acetune.data.sidecars import json_sidecar_path, read_json_sidecar, read_song_txt, read_text_sidecars, song_txt_path
-from acetune.errors import LabelError
+from acetune.errors import LabelError, echoed
 
 __all__ = ["Dataset", "DatasetSample", "Notice", "Problem", "ScanResult", "TagConfig", "find_audio_files",
            "locate_audio", "scan_dataset"]
@@ -76,7 +76,7 @@ class Dataset:
             if untagged.strip():
                 continue
             prompt = select_caption(sample.labels, index, genre_set, self.tag)
-            unused = f" (its genre {sample.labels.genre!r} is used only with --genre-ratio or prompt_override " \
+            unused = f" (its genre {echoed(sample.labels.genre)} is used only with --genre-ratio or prompt_override " \
                      "genre)" if sample.labels.genre else " or genre"
             notices.append(Notice(sample.audio_path, f"no caption{unused}: it would train on "
                                                      f"{shown_caption(prompt)} and the metas alone; fix: add a "

@@ -16,7 +16,6 @@ every sample, and import reads a sample tag equal to `metadata.custom_tag` as th
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,8 +26,9 @@ from acetune.data.dataset import Dataset, DatasetSample, Notice, Problem, ScanRe
 from acetune.data.labels import SampleLabels, label_conflicts
 from acetune.data.prompts import INSTRUMENTAL_LYRICS
 from acetune.atomic import write_json_atomic
-from acetune.data.sidecars import json_sidecar_path, read_json_sidecar, write_json_sidecar
-from acetune.errors import LabelError
+from acetune.data.sidecars import (TABLE_MAX_BYTES, json_sidecar_path, parse_label_json, read_json_sidecar,
+                                   read_text_file, write_json_sidecar)
+from acetune.errors import LabelError, echoed
 
 _LOCATION_KEYS = ("id", "audio_path", "filename")  # where the audio is; recomputed on export
 _DERIVED_METADATA = ("num_samples", "all_instrumental")  # recomputed on export
@@ -149,15 +149,9 @@ def _sample_to_json(sample: DatasetSample, dataset_tag: str) -> dict[str, Any]:
 
 
 def _load(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise LabelError("dataset JSON not found", path=path, fix="check the path") from None
-    except UnicodeDecodeError as err:
-        raise LabelError(f"dataset JSON is not UTF-8 text ({err.reason})", path=path, fix="save it as UTF-8") from None
-    except json.JSONDecodeError as err:
-        raise LabelError(f"dataset JSON is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}",
-                         path=path, fix="repair the JSON") from None
+    if not path.is_file():
+        raise LabelError("dataset JSON not found", path=path, fix="check the path")
+    return parse_label_json(read_text_file(path, max_bytes=TABLE_MAX_BYTES), path, "dataset JSON")
 
 
 def _split_document(data: Any, path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -203,7 +197,7 @@ def _locate(entry: dict[str, Any], json_dir: Path, root: Path | None, by_name: d
                 continue
             return found
     inside = f" inside {root}" if root is not None else ""
-    raise LabelError(f"audio file {audio_path or filename!r} not found{inside}", path=where,
+    raise LabelError(f"audio file {echoed(audio_path or filename)} not found{inside}", path=where,
                      fix="put the song beside the JSON or in the folder, or correct audio_path")
 
 
@@ -214,13 +208,13 @@ def _parse_metadata(metadata: dict[str, Any], path: Path) -> tuple[TagConfig, in
     if not isinstance(tag, str):
         raise LabelError("metadata.custom_tag must be a string", path=path)
     if position not in TAG_POSITIONS:
-        raise LabelError(f"metadata.tag_position is {position!r}", path=path,
+        raise LabelError(f"metadata.tag_position is {echoed(position)}", path=path,
                          fix=f"use one of {', '.join(TAG_POSITIONS)}")
     if ratio is None:
         ratio = 0
     if isinstance(ratio, float) and ratio.is_integer():
         ratio = int(ratio)
     if isinstance(ratio, bool) or not isinstance(ratio, int) or not 0 <= ratio <= 100:
-        raise LabelError(f"metadata.genre_ratio is {ratio!r}", path=path, fix="use a whole number from 0 to 100")
+        raise LabelError(f"metadata.genre_ratio is {echoed(ratio)}", path=path, fix="use a whole number from 0 to 100")
     extra = {k: v for k, v in metadata.items() if k not in _TAG_METADATA and k not in _DERIVED_METADATA}
     return TagConfig(tag, position), ratio, extra

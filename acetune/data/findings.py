@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from acetune.errors import echoed
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -25,4 +27,4 @@ class Notice:
 
 def shown_caption(caption: str) -> str:
     """How a notice names the `# Caption` text a song trains on."""
-    return f"the caption {caption!r}" if caption else "an empty caption"
+    return f"the caption {echoed(caption)}" if caption else "an empty caption"

@@ -17,18 +17,23 @@ from typing import Any
 from acetune import __version__
 from acetune.atomic import write_json_atomic
 from acetune.data.cache import CACHE_FORMAT_VERSION, FINGERPRINT_FILE
-from acetune.errors import CacheError, CacheMismatchError
+from acetune.errors import CacheError, CacheMismatchError, echoed
 from acetune.model.bundle import Bundle
 from acetune.model.checkpoint import model_folders, read_model_config
 from acetune.model.text_encoder import tokenizer_hash
 from acetune.model.variant import detect_variant
+from acetune.model.weights import read_weight_header
 
 SAMPLE_BYTES = 1 << 20
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".bin")
 
 
 def file_digest(path: Path) -> str:
-    """Size + safetensors header + three 1 MiB samples of the file."""
+    """Size + safetensors header + three 1 MiB samples of the file. A safetensors file whose header does not
+    parse or does not cover the file is a `ModelLoadError` naming it: the digest of a damaged download would
+    only say "the cache was made by another checkpoint"."""
+    if path.suffix == ".safetensors":
+        read_weight_header(path)
     size = path.stat().st_size
     digest = hashlib.sha256(str(size).encode())
     with open(path, "rb") as handle:
@@ -115,11 +120,17 @@ def read_fingerprint(folder: Path) -> Fingerprint:
                          fix="rebuild the cache with `acetune preprocess --rebuild`")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Fingerprint(variant=data["variant"], model=data["model"], vae=data["vae"],
-                           text_encoder=data["text_encoder"], tokenizer=data["tokenizer"], options=data["options"],
-                           format_version=data["format_version"], acetune_version=data["acetune_version"])
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
-        raise CacheError(f"fingerprint.json is unreadable ({type(err).__name__}: {err})", path=path) from err
+        found = Fingerprint(variant=data["variant"], model=data["model"], vae=data["vae"],
+                            text_encoder=data["text_encoder"], tokenizer=data["tokenizer"], options=data["options"],
+                            format_version=data["format_version"], acetune_version=data["acetune_version"])
+    except (ValueError, RecursionError, UnicodeDecodeError, KeyError, TypeError) as err:  # ValueError: bad JSON
+        raise CacheError(f"fingerprint.json is unreadable ({type(err).__name__}: {echoed(str(err))})", path=path,
+                         fix="rebuild the cache with `acetune preprocess --rebuild`") from err
+    digests = (found.variant, found.model, found.vae, found.text_encoder, found.tokenizer)
+    if not all(isinstance(value, str) for value in digests) or not isinstance(found.options, dict):
+        raise CacheError("fingerprint.json is malformed (digests must be text, options a table)", path=path,
+                         fix="rebuild the cache with `acetune preprocess --rebuild`")
+    return found
 
 
 def require_match(cache_folder: Path, expected: Fingerprint, *, include_options: bool = True) -> None:

@@ -30,12 +30,13 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
+from typing import Any
 
 from acetune.audio import AUDIO_EXTENSIONS
 from acetune.data.findings import Problem
 from acetune.data.labels import TABLE_ALIASES, SampleLabels
-from acetune.data.sidecars import read_text_file
-from acetune.errors import LabelError
+from acetune.data.sidecars import TABLE_MAX_BYTES, read_text_file
+from acetune.errors import LabelError, echoed
 
 NAME_COLUMNS = ("filename", "file")  # acetune / ace-lora-trainer, the ACE-Step app
 PATH_COLUMN = "path"  # ace-lora-trainer: the absolute path where the song was labelled
@@ -77,8 +78,17 @@ class LabelCsv:
 def read_label_csv(path: Path) -> LabelCsv:
     """Rows of a label CSV. A CSV with no file column, a column named twice, a row with more cells than the
     header, or a song labelled twice is a `LabelError` naming the CSV."""
-    text = read_text_file(path)
+    text = read_text_file(path, max_bytes=TABLE_MAX_BYTES)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
+    try:
+        return _read_rows(path, reader)
+    except csv.Error as err:  # a NUL byte, a cell past csv.field_size_limit(): not a label table
+        raise LabelError(f"label CSV cannot be read at line {reader.line_num} ({err})", path=path,
+                         fix="repair the CSV (cells of plain text, each under 128 KiB) or move it out of the "
+                             "song folder") from None
+
+
+def _read_rows(path: Path, reader: Any) -> LabelCsv:
     header = next(reader, None)
     if header is None:
         raise LabelError("label CSV is empty", path=path, fix="add a header row (filename,caption,...) or delete it")
@@ -86,8 +96,8 @@ def read_label_csv(path: Path) -> LabelCsv:
     notes = []
     extra = [h.strip() for h, c in zip(header, columns) if c not in LABEL_COLUMNS + NAME_COLUMNS + (PATH_COLUMN,)]
     if extra:
-        names = f"columns {', '.join(map(repr, extra))} are not labels" if len(extra) > 1 else \
-            f"column {extra[0]!r} is not a label"
+        names = f"columns {', '.join(map(echoed, extra))} are not labels" if len(extra) > 1 else \
+            f"column {echoed(extra[0])} is not a label"
         notes.append(f"{names} acetune uses: kept as extra fields of each song (they do not change "
                      "training)")
     rows: list[CsvRow] = []
@@ -102,7 +112,7 @@ def read_label_csv(path: Path) -> LabelCsv:
                              fix="quote cells that contain the delimiter")
         row = _row(path, line, {c: v.strip() for c, v in zip(columns, cells) if v.strip()})
         if row.filename in first_line:
-            raise LabelError(f"{row.filename!r} is labelled twice, in rows {first_line[row.filename]} and {line}",
+            raise LabelError(f"{echoed(row.filename)} is labelled twice, in rows {first_line[row.filename]} and {line}",
                              path=path, fix="keep one row per file")
         first_line[row.filename] = line
         rows.append(row)
@@ -155,7 +165,7 @@ def match_csv_rows(root: Path, tables: list[LabelCsv], audio: list[Path]) -> tup
             found = finder.find(table.path.parent, row)
             if len(found) != 1:
                 why = "does not exist" if not found else f"matches {len(found)} songs; write its path"
-                problems.append(Problem(table.path, f"row {row.line}: {row.filename!r} {why} (row ignored)"))
+                problems.append(Problem(table.path, f"row {row.line}: {echoed(row.filename)} {why} (row ignored)"))
                 continue
             if found[0] in matched:
                 first = matched[found[0]]

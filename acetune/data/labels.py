@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from acetune.data.languages import LANGUAGES, read_language
-from acetune.errors import LabelError
+from acetune.errors import LabelError, echoed
 
 __all__ = ["KEY_ALIASES", "LANGUAGES", "PROMPT_OVERRIDES", "TABLE_ALIASES", "SampleLabels", "is_given",
            "label_conflicts", "merge_labels", "parse_timesignature"]
@@ -40,8 +40,10 @@ KEY_ALIASES = {"vocal_language": "language"}  # alternative key -> field name, i
 # and the ACE-Step app's CSV column Key (acestep/training/dataset_builder_modules/csv_metadata.py).
 TABLE_ALIASES = {**KEY_ALIASES, "key": "keyscale", "signature": "timesignature", "time_signature": "timesignature",
                  "trigger": "custom_tag"}
-_TIMESIG = re.compile(r"^\s*(\d+)\s*(?:/\s*(\d+)\s*)?$")
-_WHOLE = re.compile(r"^\s*[+-]?\d+(?:\.0*)?\s*$")  # "120", "120.0"
+_TIMESIG = re.compile(r"^\s*(\d{1,3})\s*(?:/\s*(\d{1,3})\s*)?$")  # no bar has 1000 beats
+_WHOLE = re.compile(r"^\s*([+-]?\d+)(?:\.0*)?\s*$")  # "120", "120.0"
+_MAX_DIGITS = 12  # far more than any bpm or duration in seconds, and far from int()'s 4300-digit limit
+_TOO_LARGE = 10**_MAX_DIGITS
 _NOT_AVAILABLE = "N/A"
 
 
@@ -77,7 +79,7 @@ class SampleLabels:
         said_instrumental = False
         for key, value in data.items():
             if not isinstance(key, str):
-                raise LabelError(f"label keys must be strings, got {key!r}", path=source)
+                raise LabelError(f"label keys must be strings, got {echoed(key)}", path=source)
             if key == "language":
                 values[key], said_instrumental = _language(value, key, source, notes)
             elif key in known:
@@ -143,7 +145,7 @@ def parse_timesignature(value: Any, *, source: Path | str | None = None, key: st
         raise _wrong_type(key, value, 'a time signature such as "4" or "4/4"', source)
     match = _TIMESIG.match(str(value))
     if match is None or int(match.group(1)) <= 0 or (match.group(2) is not None and int(match.group(2)) <= 0):
-        raise LabelError(f"{key} is {value!r}, not a time signature", path=source,
+        raise LabelError(f"{key} is {echoed(value)}, not a time signature", path=source,
                          fix='write beats per bar ("4") or a fraction ("3/4")')
     return str(int(match.group(1)))
 
@@ -155,7 +157,7 @@ def _resolve_aliases(data: dict[str, Any], source: Path | str | None) -> dict[st
             continue
         value = out.pop(alias)
         if name in out and out[name] != value:
-            raise LabelError(f"{alias} ({value!r}) and {name} ({out[name]!r}) disagree", path=source,
+            raise LabelError(f"{alias} ({echoed(value)}) and {name} ({echoed(out[name])}) disagree", path=source,
                              fix=f"keep only {name}")
         out[name] = value
     return out
@@ -183,14 +185,20 @@ def _whole_number(value: Any, key: str, source: Path | str | None) -> int | None
         return None
     if isinstance(value, bool):
         raise _wrong_type(key, value, "a whole number", source)
+    match = _WHOLE.match(value) if isinstance(value, str) else None
     if isinstance(value, int):
         number = value
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
-    elif isinstance(value, str) and _WHOLE.match(value):
-        number = int(float(value))
+    elif match is not None and len(match.group(1).lstrip("+-0")) <= _MAX_DIGITS:  # int() of any length could fail
+        number = int(match.group(1))
+    elif match is not None:
+        number = _TOO_LARGE
     else:
         raise _wrong_type(key, value, "a whole number", source, fix=f"write {key} as an integer, e.g. 120")
+    if number >= _TOO_LARGE:
+        raise LabelError(f"{key} is {echoed(value)}, a number too large to be a {key}", path=source,
+                         fix=f"write a realistic {key} or remove the key")
     if number < 0 or (key == "bpm" and number == 0):
         raise LabelError(f"{key} is {number}, which is not a usable value", path=source,
                          fix=f"write a positive {key} or remove the key")
@@ -206,9 +214,9 @@ def _language(value: Any, key: str, source: Path | str | None, notes: list[str] 
     reading = read_language(value)
     if not reading.recognised:
         if notes is None:
-            raise LabelError(f"{key} {value!r} is not an ACE-Step language code", path=source,
+            raise LabelError(f"{key} {echoed(value)} is not an ACE-Step language code", path=source,
                              fix=f"use one of: {' '.join(LANGUAGES)} (or an English language name)")
-        notes.append(f"{key} {value!r} is not an ACE-Step language code, read as unknown; fix: write a code "
+        notes.append(f"{key} {echoed(value)} is not an ACE-Step language code, read as unknown; fix: write a code "
                      "such as en, de, ja or zh, or an English name such as German")
     return reading.code, reading.instrumental
 
@@ -231,7 +239,7 @@ def _prompt_override(value: Any, key: str, source: Path | str | None) -> str | N
     if value is None or value == "":
         return None
     if value not in PROMPT_OVERRIDES:
-        raise LabelError(f"{key} is {value!r}", path=source, fix='use "caption", "genre" or null')
+        raise LabelError(f"{key} is {echoed(value)}", path=source, fix='use "caption", "genre" or null')
     return value
 
 
@@ -255,5 +263,5 @@ def _type_name(value: Any) -> str:
 
 
 def _wrong_type(key: str, value: Any, expected: str, source: Path | str | None, fix: str | None = None) -> LabelError:
-    return LabelError(f"{key} must be {expected}, got {_type_name(value)} {value!r}", path=source,
+    return LabelError(f"{key} must be {expected}, got {_type_name(value)} {echoed(value)}", path=source,
                       fix=fix or f"change the value of {key!r} to {expected}")

@@ -12,8 +12,11 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 
 from acetune.errors import CacheError
+
+REBUILD_FIX = "rebuild the cache with `acetune preprocess --rebuild`"
 
 _DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -25,33 +28,37 @@ _DTYPES = {
 class MappedShard:
     def __init__(self, path: Path):
         self.path = Path(path)
+        _check_header(self.path)
         size = self.path.stat().st_size
-        try:
-            with open(self.path, "rb") as handle:
-                header_len = int.from_bytes(handle.read(8), "little")
-                if not 0 < header_len <= size - 8:
-                    raise ValueError(f"header length {header_len} does not fit a {size}-byte file")
-                header = json.loads(handle.read(header_len))
-        except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
-            raise CacheError(f"not a readable safetensors shard ({err})", path=self.path,
-                             fix="rebuild the cache with `acetune preprocess --rebuild`") from err
+        with open(self.path, "rb") as handle:  # a header safetensors accepted: parsed again for the offsets
+            header_len = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(header_len))
         self._base = 8 + header_len
         self._entries = {k: v for k, v in header.items() if k != "__metadata__"}
-        last = max((v["data_offsets"][1] for v in self._entries.values()), default=0)
-        if self._base + last > size:
-            raise CacheError(f"shard is truncated: data ends at byte {self._base + last}, the file has {size}",
-                             path=self.path, fix="rebuild the cache with `acetune preprocess --rebuild`")
         self._bytes = torch.from_file(str(self.path), shared=False, size=size, dtype=torch.uint8)
 
     def tensor(self, key: str) -> torch.Tensor:
         try:
             info = self._entries[key]
         except KeyError:
-            raise CacheError(f"tensor {key!r} is not in this shard", path=self.path,
-                             fix="rebuild the cache with `acetune preprocess --rebuild`") from None
+            raise CacheError(f"tensor {key!r} is not in this shard", path=self.path, fix=REBUILD_FIX) from None
         start, end = (self._base + offset for offset in info["data_offsets"])
-        dtype = _DTYPES[info["dtype"]]
+        dtype = _DTYPES.get(info["dtype"])
+        if dtype is None:
+            raise CacheError(f"tensor {key!r} has dtype {info['dtype']}, which acetune never writes", path=self.path,
+                             fix=REBUILD_FIX)
         raw = self._bytes[start:end]
         if start % dtype.itemsize:  # unaligned for a typed view: copy (never the case for our shards)
             raw = raw.clone()
         return raw.view(dtype).reshape(info["shape"])
+
+
+def _check_header(path: Path) -> None:
+    """safetensors' own parser checks the header: valid JSON, known dtypes, offsets that are in order, match
+    each shape and cover the file exactly. Any failure (a garbled or truncated shard) is a named error."""
+    try:
+        with safe_open(str(path), framework="pt"):
+            pass
+    except (SafetensorError, OSError) as err:
+        raise CacheError(f"shard {path.name} is damaged: its safetensors header does not parse or does not match "
+                         f"the file ({err})", path=path, fix=REBUILD_FIX) from err

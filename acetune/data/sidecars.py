@@ -13,12 +13,25 @@ read as "unknown" (see `labels`); without it, it is a `LabelError`.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
+from typing import Any
 
 from acetune.atomic import write_json_atomic
 from acetune.data.labels import SampleLabels, label_conflicts, merge_labels
 from acetune.data.song_txt import parse_song_txt
 from acetune.errors import LabelError
+
+# Size caps. One song's label file holds a caption and lyrics: a few KB, tens of KB for the longest rap
+# lyrics; 1 MiB is 20 times that and still reads in a blink. A CSV or dataset JSON labels a whole folder:
+# 64 MiB is thousands of songs with full lyrics. Past these, a file is not labels (a misnamed audio or
+# model file, or a hostile one) and is refused before it is read.
+SIDECAR_MAX_BYTES = 1 << 20
+TABLE_MAX_BYTES = 64 << 20
+# Labels are a flat object; kept extra keys may hold a small nested record. Deeper is not labels (and
+# Python's JSON reader itself fails near 1000 levels).
+JSON_MAX_DEPTH = 32
 
 
 def json_sidecar_path(audio_path: Path) -> Path:
@@ -39,13 +52,7 @@ def song_txt_path(audio_path: Path) -> Path:
 
 def read_json_sidecar(path: Path, notes: list[str] | None = None) -> SampleLabels:
     """Parse a `song.json` sidecar; malformed JSON, a non-object or a wrong type is a `LabelError`."""
-    text = read_text_file(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise LabelError(f"sidecar is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}",
-                         path=path, fix="repair the JSON or delete the file") from None
-    return SampleLabels.from_dict(data, source=path, notes=notes)
+    return SampleLabels.from_dict(parse_label_json(read_text_file(path), path, "sidecar"), source=path, notes=notes)
 
 
 def read_song_txt(path: Path, notes: list[str] | None = None) -> SampleLabels:
@@ -87,9 +94,58 @@ def sidecar_conflicts(audio_path: Path, labels: SampleLabels) -> list[str]:
     return label_conflicts(read_json_sidecar(path), labels) if path.exists() else []
 
 
-def read_text_file(path: Path) -> str:
-    """A label file's text (UTF-8, a leading BOM dropped); other encodings are a `LabelError`."""
+def read_text_file(path: Path, *, max_bytes: int = SIDECAR_MAX_BYTES) -> str:
+    """A label file's text (UTF-8, a leading BOM dropped). A file over `max_bytes`, one that cannot be read
+    and one in another encoding are each a `LabelError`: the song is listed as a problem, the scan goes on."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        with open(path, encoding="utf-8-sig") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > max_bytes:
+                raise LabelError(f"file is {_mib(size)}, larger than a label file may be ({_mib(max_bytes)})",
+                                 path=path, fix="check that this is the right file; labels take a few KB")
+            return handle.read()
     except UnicodeDecodeError as err:
         raise LabelError(f"file is not UTF-8 text ({err.reason})", path=path, fix="save it as UTF-8") from None
+    except OSError as err:
+        raise LabelError(f"file cannot be read ({err.strerror or err})", path=path,
+                         fix="check the file's permissions") from None
+
+
+def parse_label_json(text: str, path: Path, what: str) -> Any:
+    """JSON text of a label file. Invalid JSON, nesting deeper than `JSON_MAX_DEPTH` and numbers longer than
+    Python converts (4300 digits: `sys.get_int_max_str_digits`) are each a `LabelError` naming `what`."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise LabelError(f"{what} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}",
+                         path=path, fix="repair the JSON or delete the file") from None
+    except RecursionError:
+        raise _too_deep(path, what) from None
+    except ValueError:  # int() refused a number's digit string
+        raise LabelError(f"{what} holds a number of more than {sys.get_int_max_str_digits()} digits", path=path,
+                         fix="repair the JSON: no label is a number that long") from None
+    if _depth(data) > JSON_MAX_DEPTH:
+        raise _too_deep(path, what)
+    return data
+
+
+def _too_deep(path: Path, what: str) -> LabelError:
+    return LabelError(f"{what} nests lists or objects more than {JSON_MAX_DEPTH} levels deep", path=path,
+                      fix="repair the JSON: labels are a flat object of text and numbers")
+
+
+def _depth(data: Any) -> int:
+    """How many lists/objects deep `data` nests (0 for a plain value); stops counting past `JSON_MAX_DEPTH`."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, (dict, list)):
+            deepest = max(deepest, level)
+            if level > JSON_MAX_DEPTH:
+                break
+            stack.extend((item, level + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return deepest
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.0f} KiB"

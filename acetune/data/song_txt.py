@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from acetune.data.labels import TABLE_ALIASES
-from acetune.errors import LabelError
+from acetune.errors import LabelError, echoed
 
 _KEY_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_-]*)\s*:(.*)$")
 
@@ -49,14 +49,14 @@ def parse_song_txt(text: str, *, source: Path | str | None = None) -> SongTxt:
     if not has_lyrics_line and not any(key == "caption" for key, _ in pairs):
         return SongTxt("lyrics", {"lyrics": text.strip()})
     if not has_lyrics_line and end < len(lines):
-        raise LabelError(f"line {end + 1} ({lines[end].strip()[:40]!r}) comes after the labels, but no "
+        raise LabelError(f"line {end + 1} ({echoed(lines[end].strip(), 40)}) comes after the labels, but no "
                          "'lyrics:' line comes before it", path=source,
                          fix="write 'lyrics:' on a line of its own above the lyrics")
     values: dict[str, str] = {}
     for key, value in pairs:
         name = TABLE_ALIASES.get(key, key)
         if name in values and values[name] != value:
-            raise LabelError(f"{name} is given twice ({values[name]!r} and {value!r})", path=source,
+            raise LabelError(f"{name} is given twice ({echoed(values[name])} and {echoed(value)})", path=source,
                              fix="keep one line for it (key and keyscale, signature and timesignature are one)")
         values[name] = value
     if has_lyrics_line:

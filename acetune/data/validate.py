@@ -1,4 +1,8 @@
-"""Check a cache before training on it: tensors, lengths, padding cost of batching, fingerprint, captions.
+"""Check a cache before training on it: checksums, tensors, lengths, padding cost of batching, fingerprint, captions.
+
+Every sample's checksum is checked (a flipped bit on disk is a problem naming the sample). A cache made
+before checksums existed (format version 1) cannot be checked that way: `unchecksummed` counts its
+samples, and the CLI says how to add checksums (rebuild).
 
 A sample whose `# Caption` text was made without a caption or genre (it trains on the activation tag and the
 metas alone) is a warning, not a problem: the cache is still usable. It is read from the caption and tag
@@ -42,6 +46,7 @@ class ValidationReport:
     dtypes: dict[str, str] = field(default_factory=dict)
     padding_efficiency: dict[str, float] = field(default_factory=dict)  # useful / computed tokens
     fingerprint_differences: list[str] | None = None  # None: not checked
+    unchecksummed: int = 0  # samples without a checksum (caches made before checksums): bytes not checked
 
     @property
     def ok(self) -> bool:
@@ -73,7 +78,7 @@ def validate_cache(folder: str | Path, *, batch_size: int = 4, checkpoint_dir: s
     folder = Path(folder)
     reader = CacheReader(folder)
     fingerprint = read_fingerprint(folder)
-    report = ValidationReport(folder, len(reader))
+    report = ValidationReport(folder, len(reader), unchecksummed=len(reader) - reader.checksummed)
     latent_lengths, condition_lengths = [], []
     for index, entry in enumerate(reader.entries):
         try:

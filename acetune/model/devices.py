@@ -9,6 +9,8 @@ import torch
 from acetune.config import Precision
 from acetune.errors import ConfigError
 
+USABLE_DEVICE_TYPES = ("cpu", "cuda", "mps")
+
 
 def resolve_device(name: str) -> torch.device:
     """"auto" is the first CUDA GPU, else Apple's MPS, else the CPU; a name that cannot work is a ConfigError."""
@@ -20,6 +22,11 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise ConfigError(f"unknown device {name!r}", fix="use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type not in USABLE_DEVICE_TYPES:  # meta holds shapes but no data: every weight read "fails"
+        raise ConfigError(f"device {name!r} cannot run acetune: it is not a CPU, a CUDA GPU or Apple's MPS",
+                          fix="use auto, cpu, cuda, cuda:N or mps")
+    if device.type == "cpu":
+        return torch.device("cpu")  # "cpu:0" names the same device; safetensors refuses the index
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device {name!r}: Apple's MPS is not available on this machine",
                           fix="use auto or cpu (mps needs Apple silicon and a torch build with MPS)")

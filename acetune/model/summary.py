@@ -9,7 +9,7 @@ from pathlib import Path
 from acetune.model.checkpoint import (build_model, checkpoint_weights, expected_shapes, has_silence_latent,
                                       load_silence_latent, read_model_config)
 from acetune.model.config import ModelConfig
-from acetune.model.hub import resolve_checkpoint
+from acetune.model.hub import CheckpointSource, resolve_checkpoint
 from acetune.model.keycheck import KeyReport, compare_keys
 from acetune.model.variant import Variant, detect_variant
 
@@ -35,7 +35,8 @@ class CheckpointSummary:
         return sum(self.parameters.values())
 
 
-def summarize_checkpoint(source: str | Path, variant: str | None = None) -> CheckpointSummary:
+def summarize_checkpoint(source: str | Path | CheckpointSource, variant: str | None = None) -> CheckpointSummary:
+    """What `source` holds; a Hub repo is downloaded first (`hub.locate_checkpoint` says which it is)."""
     folder = resolve_checkpoint(source)
     config = read_model_config(folder)
     weights = checkpoint_weights(folder)

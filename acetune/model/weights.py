@@ -71,7 +71,7 @@ def find_weight_files(folder: Path, single_name: str = SINGLE_FILE) -> WeightFil
                              fix="point at an ACE-Step model folder such as checkpoints/acestep-v15-turbo")
     weights = WeightFiles(folder, files)
     for path in files:
-        for key, (shape, dtype) in _read_header(path).items():
+        for key, (shape, dtype) in read_weight_header(path).items():
             if key in weights.key_to_file:
                 raise ModelLoadError(f"tensor {key!r} appears in two shards "
                                      f"({weights.key_to_file[key].name} and {path.name})", path=folder)
@@ -95,7 +95,10 @@ def _files_from_index(index: Path) -> list[Path]:
     return files
 
 
-def _read_header(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+def read_weight_header(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Shape and dtype of every tensor in a safetensors file, from its header. safetensors checks that the
+    header parses and that the data it describes fills the file exactly, so a truncated or garbled
+    download is found here, in milliseconds, before anything compares or loads it."""
     try:
         with safe_open(str(path), framework="pt") as handle:
             out = {}
@@ -104,8 +107,13 @@ def _read_header(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
                 out[key] = (tuple(sl.get_shape()), sl.get_dtype())
             return out
     except (SafetensorError, OSError) as err:
-        raise ModelLoadError(f"not a readable safetensors file ({err})", path=path,
-                             fix="the file is truncated or corrupt; download it again") from err
+        raise damaged_file(path, err) from err
+
+
+def damaged_file(path: Path, err: Exception) -> ModelLoadError:
+    """The error for a model weight file that cannot be read: it names the file and says to fetch it again."""
+    return ModelLoadError(f"the model file {path.name} is damaged (truncated or corrupt: {err})", path=path,
+                          fix=f"download {path.name} again (or the whole model folder)")
 
 
 def read_tensors(weights: WeightFiles, keys: list[str], dtype: torch.dtype, device: str | torch.device) -> dict[str, torch.Tensor]:
@@ -124,6 +132,5 @@ def read_tensors(weights: WeightFiles, keys: list[str], dtype: torch.dtype, devi
                                              "floating point", path=path)
                     out[key] = tensor.to(dtype)
         except (SafetensorError, OSError) as err:
-            raise ModelLoadError(f"reading tensors failed ({err})", path=path,
-                                 fix="the file is truncated or corrupt; download it again") from err
+            raise damaged_file(path, err) from err
     return out

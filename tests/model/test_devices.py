@@ -46,3 +46,14 @@ def test_a_gpu_index_beyond_the_machine_is_named(monkeypatch):
 def test_explicit_precisions_name_their_dtype():
     assert [precision_dtype(p) for p in (Precision.FP32, Precision.BF16, Precision.FP16)] == [
         torch.float32, torch.bfloat16, torch.float16]
+
+
+@pytest.mark.parametrize("name", ["meta", "xla"])
+def test_a_device_that_cannot_hold_data_is_refused_by_name(name):
+    with pytest.raises(ConfigError, match=rf"device '{name}' cannot run acetune") as caught:
+        resolve_device(name)
+    assert "auto, cpu, cuda" in caught.value.fix
+
+
+def test_cpu_with_an_index_is_the_cpu():
+    assert str(resolve_device("cpu:0")) == "cpu"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -42,10 +45,9 @@ def test_xl_decoder_runs_on_condition_width_states():
 
 
 def test_repo_id_downloads_only_weights_and_configs(tiny_checkpoint, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no local ACE-Step/ folder here
     calls = {}
     snapshot = tmp_path / "snapshot"
-    import shutil
-
     shutil.copytree(tiny_checkpoint, snapshot / "acestep-v15-turbo")
 
     def fake_snapshot_download(repo_id, allow_patterns=None, **_):
@@ -60,8 +62,10 @@ def test_repo_id_downloads_only_weights_and_configs(tiny_checkpoint, monkeypatch
     assert loaded.folder == snapshot / "acestep-v15-turbo"
 
 
-def test_offline_download_fails_with_a_plain_message(monkeypatch):
+def test_offline_download_fails_with_a_plain_message(monkeypatch, tmp_path):
     from huggingface_hub.errors import LocalEntryNotFoundError
+
+    monkeypatch.chdir(tmp_path)
 
     def offline(*_, **__):
         raise LocalEntryNotFoundError("Got: ConnectError: [Errno -2] Name or service not known")
@@ -72,9 +76,58 @@ def test_offline_download_fails_with_a_plain_message(monkeypatch):
     assert "internet connection" in str(err.value)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("ACE-Step/Ace-Step1.5", True), ("ACE-Step/Ace-Step1.5/acestep-v15-base", True),
-    ("./ckpt/turbo", False), ("/abs/path", False), ("single", False), ("C:/x", False),
+@pytest.fixture()
+def no_download(monkeypatch):
+    """The Hub must not be asked: any download attempt fails the test."""
+    monkeypatch.setattr("huggingface_hub.snapshot_download",
+                        lambda repo_id, **_: pytest.fail(f"{repo_id} was sent to the Hugging Face Hub"))
+
+
+@pytest.mark.parametrize("text, repo_id, subfolder", [
+    ("ACE-Step/Ace-Step1.5", "ACE-Step/Ace-Step1.5", "acestep-v15-turbo"),
+    ("ACE-Step/Ace-Step1.5/acestep-v15-base", "ACE-Step/Ace-Step1.5", "acestep-v15-base"),
+    ("ACE-Step/acestep-v15-base", "ACE-Step/acestep-v15-base", ""),
+    ("hf://someone/bundle/turbo", "someone/bundle", "turbo"),
 ])
-def test_repo_id_recognition(text, expected):
-    assert hub.looks_like_repo_id(text) is expected
+def test_hub_ids_are_owner_slash_name(text, repo_id, subfolder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    where = hub.locate_checkpoint(text)
+    assert (where.repo_id, where.subfolder) == (repo_id, subfolder)
+    assert where.describe().endswith("from the Hugging Face Hub")
+
+
+@pytest.mark.parametrize("text", ["./ckpt/turbo", "~/ckpt", "/abs/path", "a/b/c", "single", "C:/x", "a\\b",
+                                  "owner/not a repo", "owner//name"])
+def test_path_like_arguments_are_local_and_never_downloaded(text, tmp_path, monkeypatch, no_download):
+    monkeypatch.chdir(tmp_path)
+    assert hub.locate_checkpoint(text).repo_id is None
+    with pytest.raises(ModelLoadError, match="no such file or folder"):
+        load_model(text)
+
+
+def test_a_misspelt_local_folder_is_a_named_error_not_a_download(tmp_path, monkeypatch, no_download, tiny_checkpoint):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_checkpoint, tmp_path / "checkpoints" / "acestep-v15-turbo")
+    with pytest.raises(ModelLoadError, match="no such file or folder") as err:
+        load_model("checkpoints/acestep-v15-turb")  # parent exists: a local path with a typo
+    assert "checkpoints/acestep-v15-turbo" in err.value.fix  # the closest name is suggested
+    assert load_model("checkpoints/acestep-v15-turbo").folder == Path("checkpoints/acestep-v15-turbo")
+
+
+def test_a_local_folder_named_like_a_repo_wins_over_the_hub(tmp_path, monkeypatch, no_download, tiny_checkpoint):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_checkpoint, tmp_path / "ACE-Step" / "Ace-Step1.5")
+    where = hub.locate_checkpoint("ACE-Step/Ace-Step1.5")
+    assert where.repo_id is None and where.describe() == "local folder ACE-Step/Ace-Step1.5"
+    assert load_model("ACE-Step/Ace-Step1.5").folder == Path("ACE-Step/Ace-Step1.5")
+    # its owner folder exists here, so a sibling name is a local typo too
+    assert hub.locate_checkpoint("ACE-Step/acestep-v15-base").repo_id is None
+
+
+def test_a_path_object_is_always_local(no_download):
+    assert hub.locate_checkpoint(Path("ACE-Step/Ace-Step1.5")).repo_id is None
+
+
+def test_a_malformed_hub_form_is_named():
+    with pytest.raises(ModelLoadError, match="is not a Hub repo id"):
+        hub.locate_checkpoint("hf://just-a-name")

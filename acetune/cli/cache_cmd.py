@@ -23,7 +23,7 @@ def validate_command(
 
     report = validate_cache(cache, batch_size=batch_size, checkpoint_dir=checkpoint_dir, model=model)
     console = Console(soft_wrap=True)
-    console.print(f"[bold]{report.folder}[/]: {report.samples} samples; dtypes: "
+    console.print(f"[bold]{printable(report.folder)}[/]: {report.samples} samples; dtypes: "
                   + ", ".join(f"{k} {v}" for k, v in sorted(report.dtypes.items())))
     table = Table("length", "min", "mean", "max")
     if report.latent and report.latent_seconds:
@@ -40,13 +40,14 @@ def validate_command(
     console.print(padding)
     if report.fingerprint_differences is not None:
         if report.fingerprint_differences:
-            console.print("[red]fingerprint MISMATCH[/]:\n  " + "\n  ".join(report.fingerprint_differences))
+            differences = "\n  ".join(printable(line) for line in report.fingerprint_differences)
+            console.print("[red]fingerprint MISMATCH[/]:\n  " + differences)
         else:
             console.print("fingerprint: [green]matches[/] the checkpoint")
     for warning in report.warnings:
         console.print(f"[yellow]warning[/] {printable(warning)}", highlight=False)
     for problem in report.problems:
-        console.print(f"[red]problem[/] {problem}", highlight=False)
+        console.print(f"[red]problem[/] {printable(problem)}", highlight=False)
     if not report.ok:
         what = "the cache is empty" if report.samples == 0 else \
             f"{len(report.problems)} problem(s)" + (", fingerprint mismatch" if report.fingerprint_differences else "")

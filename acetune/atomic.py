@@ -146,6 +146,19 @@ def write_folder_atomic(target: Path, fill: Callable[[Path], None], *, overwrite
     return target
 
 
+@contextmanager
+def named_disk_errors(target: Path) -> Iterator[None]:
+    """For a file written in place (an append-only log): a failure the disk or the folder caused is raised as
+    a `DiskWriteError` naming `target`."""
+    try:
+        yield
+    except Exception as err:
+        named = disk_error(err, Path(target))
+        if named is None:
+            raise
+        raise named from err
+
+
 def disk_error(err: BaseException, target: Path, *, size: int | None = None,
                written: int | None = None) -> DiskWriteError | None:
     """`err` as a `DiskWriteError` about `target` when the disk or the folder caused it, else None.

@@ -69,9 +69,9 @@ def hold_folder(folder: Path, command: str) -> Iterator[FolderLock]:
     except BaseException:
         _remove_if_empty(folder, created)
         raise
-    took_over = None if previous is None else f"{folder}: took over the lock left by {_describe(previous)}, " \
-                                                 "which no longer runs"
-    if took_over:
+    took_over = None
+    if previous is not None:
+        took_over = f"{folder}: took over the lock left by {_describe(previous)}, which no longer runs"
         logger.info("%s", took_over)
     try:
         yield FolderLock(path, took_over)
@@ -83,7 +83,7 @@ def hold_folder(folder: Path, command: str) -> Iterator[FolderLock]:
 def _acquire(path: Path, command: str) -> tuple[int, dict | None]:
     """Open and lock `path`; returns the handle and what a dead holder left in it (None when nothing)."""
     for _ in range(_ATTEMPTS):
-        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        handle = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)  # (Windows: no \r\n)
         try:
             locked = _try_lock(handle)
             if locked and _still_at(handle, path):

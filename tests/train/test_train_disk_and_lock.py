@@ -17,7 +17,7 @@ import acetune.train.checkpoint
 import acetune.train.loop
 from acetune.cli import exit_codes
 from acetune.cli.app import main
-from acetune.errors import DiskWriteError, FolderLockedError
+from acetune.errors import ConfigError, FolderLockedError
 from acetune.events import Finished, Warned
 from acetune.locks import LOCK_FILE, hold_folder
 from acetune.train.checkpoint import list_checkpoints, read_checkpoint
@@ -125,7 +125,7 @@ def test_the_run_holds_its_lock_until_it_ends_or_is_closed_and_takes_over_a_stal
     next(events)
     events.close()  # a front end that stops reading
     assert not (out / LOCK_FILE).exists()
-    with pytest.raises(Exception, match="longer than every song"):  # a failed setup releases it too
+    with pytest.raises(ConfigError, match="longer than every song"):  # a failed setup releases it too
         list(acetune.train.loop.run(_resumed(config, crop_frames=5000)))
     assert not (out / LOCK_FILE).exists()
 
@@ -159,3 +159,32 @@ def test_a_halted_run_exits_5(train_cache, tiny_bundle, tmp_path, monkeypatch, c
     monkeypatch.setattr(acetune.train.loop, "_micro_step", lambda *args: float("nan"))
     assert main(train_args(train_cache, tiny_bundle, tmp_path / "run")) == exit_codes.HALTED == 5
     assert "finished (halted)" in capsys.readouterr().out
+
+
+def test_a_full_disk_under_the_event_log_is_a_named_error(tmp_path):
+    from acetune.errors import DiskWriteError
+    from acetune.events import StepDone
+    from acetune.train.sinks import JsonlSink
+
+    class FullDisk:
+        """The log file once the disk is full: every flush (and the close that flushes) fails with ENOSPC."""
+
+        def __init__(self, handle):
+            self.handle = handle
+
+        def write(self, text: str) -> int:
+            return len(text)
+
+        def flush(self) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def close(self) -> None:
+            self.handle.close()
+            self.flush()
+
+    sink = JsonlSink(tmp_path / "events.jsonl")
+    sink._handle = FullDisk(sink._handle)
+    with pytest.raises(DiskWriteError, match=f"no space left on {tmp_path} while writing events.jsonl"):
+        sink(StepDone(1, 0, 1.5, 1e-4, 0.1, 2.0, 0.0))
+    with pytest.raises(DiskWriteError):
+        sink.close()

@@ -4,7 +4,6 @@ refusals before any model loads."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -124,18 +123,11 @@ def test_a_full_disk_while_writing_a_take_keeps_the_previous_take_and_sidecar(tm
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
-def test_a_full_disk_while_writing_a_take_sidecar_keeps_the_previous_sidecar(tmp_path, monkeypatch):
+def test_a_full_disk_while_writing_a_take_sidecar_keeps_the_previous_sidecar(tmp_path, disk_full_at):
     path, kwargs = take(tmp_path)
     sidecar = path.with_suffix(".json")
     before = sidecar.read_text()
-    real_replace = os.replace
-
-    def replace(source, destination):
-        if Path(destination).suffix == ".json":
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_replace(source, destination)
-
-    monkeypatch.setattr(os, "replace", replace)
+    disk_full_at(lambda destination: destination.suffix == ".json")
     with pytest.raises(DiskWriteError, match=r"while writing idea_seed1\.json"):
         write_takes(torch.ones(1, 2, 4800) * 0.1, [path], [1], **kwargs)
     assert sidecar.read_text() == before and sorted(os.listdir(tmp_path)) == ["idea_seed1.json", "idea_seed1.wav"]
@@ -149,19 +141,12 @@ def test_generate_refuses_an_unwritable_out_before_loading_the_model(tmp_path, m
     assert code == 2 and f"error: no permission to write into {tmp_path}" in capsys.readouterr().err
 
 
-def test_a_full_disk_while_editing_labels_keeps_the_sidecar(tmp_path, monkeypatch, capsys):
+def test_a_full_disk_while_editing_labels_keeps_the_sidecar(tmp_path, disk_full_at, capsys):
     songs = tmp_path / "songs"
     songs.mkdir()
     (songs / "a.wav").write_bytes(b"")
     (songs / "a.json").write_text(json.dumps({"caption": "mine"}))
-    real_replace = os.replace
-
-    def replace(source, destination):
-        if Path(destination).name == "a.json":
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_replace(source, destination)
-
-    monkeypatch.setattr(os, "replace", replace)
+    disk_full_at(lambda path: path.name == "a.json")
     assert main(["dataset", "edit", str(songs), "a.wav", "--bpm", "120"]) == 2
     err = capsys.readouterr().err
     assert f"error: no space left on {songs} while writing a.json" in err and "what was saved before is intact" in err

@@ -75,12 +75,17 @@ def test_without_an_exchanging_rename_a_reader_can_find_nothing(tmp_path, monkey
     assert os.listdir(tmp_path) == ["best"]
 
 
-def test_a_file_system_without_exchange_falls_back(tmp_path, monkeypatch):
-    def unsupported(a: bytes, b: bytes) -> int:
-        ctypes.set_errno(errno.EINVAL)
+def failing_exchange(code: int):
+    """An exchanging rename that fails with `code`, as the C library reports it."""
+    def call(a: bytes, b: bytes) -> int:
+        ctypes.set_errno(code)
         return -1
 
-    monkeypatch.setattr(atomic, "_exchange_call", lambda: unsupported)
+    return lambda: call
+
+
+def test_a_file_system_without_exchange_falls_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(atomic, "_exchange_call", failing_exchange(errno.EINVAL))
     target = tmp_path / "final"
     make_old(target)
     write_folder_atomic(target, fill_new, overwrite=True)
@@ -88,11 +93,7 @@ def test_a_file_system_without_exchange_falls_back(tmp_path, monkeypatch):
 
 
 def test_an_exchange_refused_for_another_reason_is_an_error_and_changes_nothing(tmp_path, monkeypatch):
-    def refused(a: bytes, b: bytes) -> int:
-        ctypes.set_errno(errno.EBUSY)
-        return -1
-
-    monkeypatch.setattr(atomic, "_exchange_call", lambda: refused)
+    monkeypatch.setattr(atomic, "_exchange_call", failing_exchange(errno.EBUSY))
     target = tmp_path / "final"
     make_old(target)
     with pytest.raises(OSError) as caught:

@@ -58,3 +58,23 @@ def tiny_bundle(tmp_path_factory) -> Path:
     from acetune.model.tiny_bundle import write_tiny_bundle
 
     return write_tiny_bundle(tmp_path_factory.mktemp("bundle") / "checkpoints")
+
+
+@pytest.fixture()
+def disk_full_at(monkeypatch):
+    """matches -> from now on, renaming a finished temp file onto a path `matches(path)` accepts fails with ENOSPC,
+    as when a full disk is found at the last step of an atomic write."""
+    import errno
+    import os
+
+    real_replace = os.replace
+
+    def install(matches) -> None:
+        def replace(source, destination):
+            if matches(Path(destination)):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_replace(source, destination)
+
+        monkeypatch.setattr(os, "replace", replace)
+
+    return install

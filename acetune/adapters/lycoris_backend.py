@@ -48,6 +48,7 @@ def attach_lycoris(decoder: nn.Module, config: AdapterConfig, targets: list[str]
     """Freeze the decoder and wrap exactly `targets` with LoKr or LoHa."""
     from lycoris import LycorisNetwork
 
+    _route_lycoris_logging()
     kind = AdapterKind(config.kind)
     _check(config, kind)
     decoder.requires_grad_(False)
@@ -158,9 +159,19 @@ def _only_these_modules(network_class, targets: list[str]):
             setattr(network_class, name, value)
 
 
+def _route_lycoris_logging() -> None:
+    """LyCORIS gives its logger its own stdout handler with ANSI colour codes, which reach pipes and log
+    files as escapes and mix with command output. Drop that handler and let its records go through
+    Python logging like every other library's (warnings then show once, plainly, on stderr)."""
+    logger = logging.getLogger("LyCORIS")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.propagate = True
+
+
 @contextmanager
 def _quiet_lycoris_info():
-    """LyCORIS logs INFO lines to stdout itself; library code must not print (warnings still show)."""
+    """LyCORIS logs INFO lines while it builds a network; they are not for our users (warnings still show)."""
     logger = logging.getLogger("LyCORIS")
     level = logger.level
     logger.setLevel(max(level, logging.WARNING))

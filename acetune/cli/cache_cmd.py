@@ -40,7 +40,8 @@ def validate_command(
     console.print(padding)
     if report.fingerprint_differences is not None:
         if report.fingerprint_differences:
-            console.print("[red]fingerprint MISMATCH[/]:\n  " + "\n  ".join(report.fingerprint_differences))
+            differences = "\n  ".join(printable(line) for line in report.fingerprint_differences)
+            console.print("[red]fingerprint MISMATCH[/]:\n  " + differences)
         else:
             console.print("fingerprint: [green]matches[/] the checkpoint")
     if report.unchecksummed:

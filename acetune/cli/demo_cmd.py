@@ -16,6 +16,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from acetune.cli.text import printable
+
 DEMO_SONGS = (  # file, bpm, key, seconds, caption
     ("sunrise_pop.wav", 120, "C major", 8.0, "bright synth pop, punchy drums, warm bass"),
     ("rainy_ballad.flac", 76, "A minor", 8.0, "slow melancholic piano ballad"),
@@ -71,23 +73,24 @@ def demo_command(
         from acetune.model.tiny_bundle import write_tiny_bundle
 
         checkpoint_dir = write_tiny_bundle(out / "checkpoints")
-        console.print(f"1. tiny random checkpoints (official layout): [bold]{checkpoint_dir}[/]")
+        console.print(f"1. tiny random checkpoints (official layout): [bold]{printable(checkpoint_dir)}[/]")
     else:
-        console.print(f"1. checkpoints: [bold]{checkpoint_dir}[/]")
+        console.print(f"1. checkpoints: [bold]{printable(checkpoint_dir)}[/]")
     if audio_dir is None:
         audio_dir = out / "songs"
         write_demo_songs(audio_dir)
-        console.print(f"2. {len(DEMO_SONGS)} synthesized songs with caption sidecars: [bold]{audio_dir}[/]")
+        console.print(f"2. {len(DEMO_SONGS)} synthesized songs with caption sidecars: [bold]{printable(audio_dir)}[/]")
         render(analyze_dataset(scan_dataset(audio_dir).dataset), console)
         console.print("3. analyzed bpm / key / time signature into the sidecars")
     else:
-        console.print(f"2. songs: [bold]{audio_dir}[/] (labels as they are; run `acetune dataset analyze` to add bpm/key)")
+        console.print(f"2. songs: [bold]{printable(audio_dir)}[/] (labels as they are; run `acetune dataset analyze` "
+                      "to add bpm/key)")
     cache = out / "cache"
     dataset = scan_dataset(audio_dir, tag=TagConfig(DEMO_TAG, "prepend")).dataset
     render(preprocess(dataset, checkpoint_dir, cache, PreprocessConfig()), console)
     report = validate_cache(cache, checkpoint_dir=checkpoint_dir)
-    state = "valid" if report.ok else "INVALID: " + "; ".join(report.problems[:3])
-    console.print(f"4. preprocessed {report.samples} songs into [bold]{cache}[/] ({state}, fingerprint "
+    state = "valid" if report.ok else "INVALID: " + printable("; ".join(report.problems[:3]))
+    console.print(f"4. preprocessed {report.samples} songs into [bold]{printable(cache)}[/] ({state}, fingerprint "
                   f"{'matches' if not report.fingerprint_differences else 'differs'}), activation tag '{DEMO_TAG}'")
     run_dir = out / "run"
     config = resolve_config(preset="quick_test", files=[], overrides=[
@@ -99,9 +102,9 @@ def demo_command(
     evals = [e.loss for e in events if isinstance(e, EvalDone)]
     auditions = [e for e in events if isinstance(e, Auditioned)]
     console.print(f"5. trained a LoRA for {config.loop.epochs} epochs: eval loss {evals[0]:.3f} -> {evals[-1]:.3f}; "
-                  f"adapter (PEFT format, loads in the ACE-Step app): [bold]{run_dir / 'final'}[/]")
+                  f"adapter (PEFT format, loads in the ACE-Step app): [bold]{printable(run_dir / 'final')}[/]")
     console.print(f"6. {len(auditions)} auditions while training (base, then strengths 0.5 and 1.0 every 10 epochs): "
-                  f"[bold]{run_dir / 'auditions'}[/] (index.jsonl lists prompt, seed, step, strength, file)")
+                  f"[bold]{printable(run_dir / 'auditions')}[/] (index.jsonl lists prompt, seed, step, strength, file)")
     _ship(out, checkpoint_dir, run_dir / "final", console)
 
 
@@ -123,11 +126,13 @@ def _ship(out: Path, checkpoint_dir: Path, adapter: Path, console: Console) -> N
     tuned_audio = studio.render(track, seeds, settings)
     write_takes(tuned_audio, take_paths(out / "ab", "adapter", seeds, "wav"), seeds, track=track, settings=settings,
                 extra={**extra, "adapters": [{"path": str(adapter), "strength": 1.0}]})
-    console.print(f"7. A/B with the same seed and prompt, base vs adapter: [bold]{out / 'ab'}[/]")
+    console.print(f"7. A/B with the same seed and prompt, base vs adapter: [bold]{printable(out / 'ab')}[/]")
     merged = merge_into_model(studio.dit_folder, [(adapter, 1.0)], out / "merged")
     console.print(f"8. merged the adapter into the base (official layout: config.json, model.safetensors, "
-                  f"silence_latent.pt): [bold]{merged}[/]")
+                  f"silence_latent.pt): [bold]{printable(merged)}[/]")
     exported = export_comfyui(adapter, out / "export" / f"{DEMO_TAG}_comfyui.safetensors")
-    console.print(f"9. ComfyUI LoRA (one file, alpha baked in; strength 1.0 = as trained): [bold]{exported}[/]")
-    console.print(f"next: acetune generate --checkpoint-dir {checkpoint_dir} --adapter {adapter} "
+    console.print(f"9. ComfyUI LoRA (one file, alpha baked in; strength 1.0 = as trained): "
+                  f"[bold]{printable(exported)}[/]")
+    console.print(f"next: acetune generate --checkpoint-dir {printable(checkpoint_dir)} "
+                  f"--adapter {printable(adapter)} "
                   f"--caption \"{DEMO_TAG}, your idea here\"")

@@ -40,7 +40,7 @@ def info(
     s = summarize_checkpoint(where, variant)
     source = "from the Hugging Face Hub, cached at" if where.repo_id is not None else "local folder"
     console.print(f"{source} [bold]{printable(s.folder)}[/]")
-    console.print(f"variant: [bold]{s.variant.name}[/] ({s.variant.evidence})")
+    console.print(f"variant: [bold]{printable(s.variant.name)}[/] ({printable(s.variant.evidence)})")
     cfg = s.config
     console.print(f"decoder: width {cfg.hidden_size}, {cfg.num_hidden_layers} layers, {cfg.num_attention_heads} heads "
                   f"/ {cfg.num_key_value_heads} kv x {cfg.head_dim}; condition width {cfg.condition_hidden_size}; "
@@ -52,7 +52,7 @@ def info(
     console.print(table)
     dtypes = ", ".join(f"{d} x{n}" for d, n in sorted(s.file_dtypes.items()))
     files = ", ".join(f"{name} ({_size(size)})" for name, size in s.weight_files)
-    console.print(f"weights: {files}; tensor dtypes: {dtypes}")
+    console.print(f"weights: {printable(files)}; tensor dtypes: {dtypes}")
     console.print(f"silence latent: {s.silence_frames} frames" if s.silence_frames else "silence latent: absent")
     status = "[green]ok[/]" if s.keys.ok else "[red]MISMATCH[/]"
     console.print(f"strict key check: {status} — {s.keys.describe()}")

@@ -2,7 +2,8 @@
 
 Resuming starts from the run folder's own config.resolved.toml: flags that repeat it are fine,
 and a real change is refused with each changed key listed. The first Ctrl-C (or SIGTERM) asks the
-loop to stop at the next step boundary, which saves a resumable checkpoint; a second one aborts.
+loop to stop at the next step boundary, which saves a resumable checkpoint, and the command exits
+with STOPPED (4); a second one aborts. A run halted by non-finite losses exits with HALTED (5).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import typer
 from rich.console import Console
 
 from acetune.cli.config_flags import ConfigFlag, with_config_flags
-from acetune.cli.train_view import RESOLVED_CONFIG, train_and_log
+from acetune.cli.train_view import RESOLVED_CONFIG, exit_code, train_and_log
 
 TRAIN_FLAGS = (
     ConfigFlag("--cache", "data.cache", "FOLDER"),
@@ -48,7 +49,7 @@ def train_command(
     crop_seconds: float = typer.Option(None, help="Random crop length in seconds (data.crop_frames / 25); 0 = whole "
                                                   "songs."),
     config_overrides: list[str] = (),
-) -> None:
+) -> int:
     """Train an adapter (or the decoder) on a preprocessed cache."""
     console = Console(soft_wrap=True, highlight=False)
     overrides = [*config_overrides, *_crop_override(crop_seconds), *(set_ or [])]
@@ -67,10 +68,11 @@ def train_command(
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        train_and_log(run_config, console, control)
+        events = train_and_log(run_config, console, control)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return exit_code(events)  # 0 complete, 4 stopped on request, 5 halted on non-finite losses
 
 
 def resolve_train_config(preset: str | None, files: list[Path], overrides: list[str], console: Console):
@@ -83,13 +85,13 @@ def resolve_train_config(preset: str | None, files: list[Path], overrides: list[
         choice = choose_auto(probe.loop.device, probe.data.cache or None)
         preset, overrides = choice.preset, [*choice.overrides, *overrides]
         for note in choice.notes:
-            console.print(note)
+            console.print(note, markup=False)
     config = resolve_config(preset=preset, files=files, overrides=overrides)
     own = Path(config.save.output_dir) / RESOLVED_CONFIG
     if config.save.resume_from is None or not own.is_file():
         return config
     console.print(f"resuming with the run's own settings ({own})"
-                  + ("; --preset is for new runs and is not applied" if preset else ""))
+                  + ("; --preset is for new runs and is not applied" if preset else ""), markup=False)
     return resolve_config(files=files, overrides=overrides, base=own)
 
 

@@ -14,11 +14,13 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from acetune.cli import exit_codes
 from acetune.cli.text import printable
 from acetune.events import (Auditioned, EvalDone, Event, Finished, Progressed, Saved, StepDone, TrainStarted,
                             Warned)
 
 RESOLVED_CONFIG = "config.resolved.toml"
+_EXIT_CODES = {"stopped": exit_codes.STOPPED, "halted": exit_codes.HALTED}  # by Finished.reason; else OK
 
 
 def train_and_log(run_config, console: Console, control=None) -> list[Event]:
@@ -50,6 +52,12 @@ def train_and_log(run_config, console: Console, control=None) -> list[Event]:
             if hasattr(sink, "close"):
                 sink.close()
     return seen
+
+
+def exit_code(events: list[Event]) -> int:
+    """The run's exit code, from how it finished: a stopped or halted run is not a complete one."""
+    reasons = [event.reason for event in events if isinstance(event, Finished)]
+    return _EXIT_CODES.get(reasons[-1], exit_codes.OK) if reasons else exit_codes.OK
 
 
 def _logged(events: Iterable[Event], sinks: list[Any]) -> Iterator[Event]:

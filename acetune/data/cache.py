@@ -150,7 +150,7 @@ class CacheWriter:
                 entry.shard = name
                 entry.tensors = sorted(sample_tensors)
                 tensors.update({entry.key(k): v for k, v in sample_tensors.items()})
-            with atomic_path(self.folder / name) as tmp:
+            with atomic_path(self.folder / name, size=self._pending_bytes) as tmp:  # size: for a full disk
                 save_file(tensors, str(tmp), metadata={"format": "acetune-cache", "version": str(CACHE_FORMAT_VERSION)})
             for entry, _ in self._pending:
                 self.entries[entry.id] = entry

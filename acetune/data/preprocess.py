@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from acetune.atomic import check_writable
 from acetune.audio import load_audio, open_regular_file, probe_audio
 from acetune.data.cache import FINGERPRINT_FILE, INDEX_FILE, CacheEntry, CacheReader, CacheWriter, read_index
 from acetune.data.captions import genre_indices, select_caption
@@ -29,6 +30,7 @@ from acetune.data.fingerprint import Fingerprint, bundle_fingerprint, read_finge
 from acetune.data.prompts import build_caption_prompt, build_lyric_text, build_metas
 from acetune.errors import AcetuneError, AudioError, CacheError, CacheMismatchError, ConfigError
 from acetune.events import Event, Finished, Progressed, Skipped, Started, Warned
+from acetune.locks import LOCK_FILE, hold_folder
 from acetune.model.bundle import Bundle, resolve_bundle
 from acetune.model.checkpoint import load_model, load_silence_latent, read_model_config
 from acetune.model.text_encoder import load_text_encoder
@@ -140,7 +142,7 @@ def open_cache(out: Path, fingerprint: Fingerprint, rebuild: bool) -> list[Cache
     if not out.exists():
         return []
     if not (out / INDEX_FILE).exists() and not (out / FINGERPRINT_FILE).exists():
-        if any(out.iterdir()):
+        if any(item.name != LOCK_FILE for item in out.iterdir()):
             raise CacheError("the output folder exists and is not an acetune cache; refusing to write into it",
                              path=out, fix="choose a new or empty --out folder")
         return []
@@ -173,8 +175,19 @@ def preprocess(
     rebuild: bool = False,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[Event]:
+    """Build or update the cache in `out`, holding its lock (`acetune.locks`) throughout: a second
+    preprocess into the same folder is refused while this one runs."""
     out = Path(out)
     _check_config(config)
+    check_writable(out)  # before minutes of loading models
+    with hold_folder(out, "acetune preprocess") as lock:
+        if lock.took_over:
+            yield Warned("stale-lock", lock.took_over)
+        yield from _build_cache(dataset, checkpoint_dir, out, config, rebuild, should_stop)
+
+
+def _build_cache(dataset: Dataset, checkpoint_dir: str | Path, out: Path, config: PreprocessConfig, rebuild: bool,
+                 should_stop: Callable[[], bool]) -> Iterator[Event]:
     bundle = resolve_bundle(checkpoint_dir, config.model)
     fingerprint = make_fingerprint(bundle, config)
     existing = {e.id: e for e in open_cache(out, fingerprint, rebuild)}

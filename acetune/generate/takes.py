@@ -17,7 +17,7 @@ import torch
 from acetune import __version__
 from acetune.audio import TARGET_SAMPLE_RATE, write_audio
 from acetune.config.validation import AUDIO_FORMATS
-from acetune.atomic import write_json_atomic
+from acetune.atomic import check_writable, write_json_atomic
 from acetune.errors import CheckpointWriteError, ConfigError
 from acetune.generate.tracks import Track
 from acetune.model.sampling import SamplerSettings
@@ -39,7 +39,10 @@ def take_paths(folder: Path, name: str, seeds: Sequence[int], audio_format: str)
 
 
 def refuse_existing(paths: Sequence[Path], *, overwrite: bool) -> None:
-    """Fail before rendering when an output (or its sidecar) exists and overwriting was not asked for."""
+    """Fail before rendering when an output (or its sidecar) exists and overwriting was not asked for, or
+    when the output folder cannot be written."""
+    for folder in sorted({Path(path).parent for path in paths}):
+        check_writable(folder)
     if overwrite:
         return
     for path in paths:

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from acetune.atomic import check_folder_target
 from acetune.errors import CheckpointWriteError, ConfigError
 from acetune.model.bundle import resolve_bundle
 from acetune.model.checkpoint import (COMPONENTS, LoadedModel, available_components, checkpoint_weights, load_model,
@@ -54,6 +55,7 @@ def open_rewrite(model_folder: str | Path, out_folder: str | Path, *, format: st
     if out.exists() and not overwrite:  # checked before minutes of loading; the writers check again
         raise CheckpointWriteError("the output folder already exists", path=out,
                                    fix="choose a new folder, or pass --overwrite")
+    check_folder_target(out, overwrite=overwrite)  # a file, a read-only disk, no permission
     components = available_components(source)
     if format == "official" and components != COMPONENTS:
         raise ConfigError("this diffusers pipeline has no audio_tokenizer/audio_token_detokenizer, which an official "

@@ -20,16 +20,18 @@ from typing import Iterator
 import torch
 
 from acetune.adapters import save_adapter
+from acetune.atomic import check_writable
 from acetune.config import BestMetric, LossWeighting, RunConfig, TimestepMode, config_to_dict
 from acetune.errors import TrainingError
 from acetune.events import (Event, EvalDone, Finished, LayerGradNorms, Progressed, Saved, StepDone, TrainStarted,
                             Warned)
+from acetune.locks import hold_folder
 from acetune.train.batching import Coverage, collate, plan_epoch
 from acetune.model.devices import mixed_precision
 from acetune.train.adaptive import AdaptiveTimesteps
 from acetune.train.adapter_card import adapter_metadata
 from acetune.train.auditions import prepare_auditions
-from acetune.train.distributed import barrier, mean_across, no_sync, sum_across
+from acetune.train.distributed import barrier, from_environment, mean_across, no_sync, sum_across
 from acetune.train.checkpoint import find_latest, prune_checkpoints, save_checkpoint, step_folder
 from acetune.train.ema import EMA
 from acetune.train.evaluation import eval_loss
@@ -59,12 +61,22 @@ class Counters:
 
 
 def run(config: RunConfig, control: Control | None = None) -> Iterator[Event]:
-    control = control or Control()
+    """The run's events. Its folder is locked (`acetune.locks`) before anything loads and until the
+    generator ends or is closed, so a second run on the same folder is refused at once."""
+    output_dir = Path(config.save.output_dir)
+    main = from_environment().is_main
+    if main:
+        check_writable(output_dir)
+    with hold_folder(output_dir, "acetune train") if main else nullcontext() as lock:
+        yield from _run(config, control or Control(), lock.took_over if lock is not None else None)
+
+
+def _run(config: RunConfig, control: Control, took_over: str | None) -> Iterator[Event]:
     output_dir = Path(config.save.output_dir)
     resume_from, notes = _checkpoint_to_resume(config.save.resume_from, output_dir)
     seed_everything(config.loop.seed)  # a resume then restores the saved states over these
     session = build_session(config, resuming=resume_from is not None)
-    session.warnings.extend(notes)
+    session.warnings.extend([*notes, *([Warned("stale-lock", took_over)] if took_over else [])])
     progress = initial_progress(config.data.coverage_bins)
     ema_class = ShardedEMA if session.sharded else EMA
     ema = ema_class(session.adapter.trainable_parameters, config.loop.ema_decay) if config.loop.ema_decay > 0 else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from acetune.atomic import named_disk_errors
 from acetune.events import Auditioned, EvalDone, Event, LayerGradNorms, StepDone
 
 
@@ -15,15 +16,19 @@ class JsonlSink:
     """One JSON object per event, appended and flushed (a resumed run continues the same file)."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(path, "a", encoding="utf-8")
+        self._path = path
+        with named_disk_errors(path):  # a full disk is a named error here too, not a traceback
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(path, "a", encoding="utf-8")
 
     def __call__(self, event: Event) -> None:
-        self._handle.write(json.dumps(event.to_json(), default=str) + "\n")
-        self._handle.flush()
+        with named_disk_errors(self._path):
+            self._handle.write(json.dumps(event.to_json(), default=str) + "\n")
+            self._handle.flush()
 
     def close(self) -> None:
-        self._handle.close()
+        with named_disk_errors(self._path):
+            self._handle.close()
 
 
 class TensorBoardSink:

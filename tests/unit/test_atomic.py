@@ -8,6 +8,7 @@ import stat
 import numpy as np
 import pytest
 
+from acetune import atomic
 from acetune.atomic import atomic_path, write_folder_atomic, write_json_atomic, write_text_atomic
 from acetune.audio import write_audio
 
@@ -43,6 +44,8 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path):
 
 
 def test_a_failed_folder_swap_puts_the_old_folder_back(tmp_path, monkeypatch):
+    """The move-aside fallback (no exchanging rename on this system): a failed second rename restores the old."""
+    monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
     target = tmp_path / "final"
     target.mkdir()
     (target / "weights").write_text("old")

@@ -1,4 +1,5 @@
-"""The README's commands are the program's: the quick start runs as written, every other command line parses.
+"""The README's commands are the program's: the quick start runs as written, and every other command line in
+the README and docs/ parses against the real command tree.
 
 The quick start block is executed in order, in a folder holding a tiny checkpoints/ folder (the
 official layout) and a few synthesized songs in my-songs/, so the README cannot drift from the CLI.
@@ -19,6 +20,7 @@ from acetune.cli.command_tree import build_command
 from acetune.cli.usage import check_command_path
 
 README = Path(__file__).parents[2] / "README.md"
+DOCS = sorted((Path(__file__).parents[2] / "docs").glob("*.md"))
 
 
 def bash_blocks(text: str) -> list[str]:
@@ -57,7 +59,8 @@ def test_the_quick_start_runs_as_written(tiny_bundle, tmp_path, monkeypatch, cap
     assert (tmp_path / "checkpoints" / "acestep-v15-turbo-mystyle" / "model.safetensors").is_file()
 
 
-ALL = [argv for block in bash_blocks(README.read_text(encoding="utf-8")) for argv in acetune_lines(block)]
+ALL = [argv for page in (README, *DOCS) for block in bash_blocks(page.read_text(encoding="utf-8"))
+       for argv in acetune_lines(block)]
 
 
 @pytest.mark.parametrize("argv", ALL, ids=lambda argv: " ".join(argv)[:60])
@@ -72,3 +75,12 @@ def test_every_readme_command_line_parses(argv):
     if "--help" in args or not hasattr(command, "make_context"):
         return
     command.make_context(" ".join(["acetune", *path]), args, resilient_parsing=False)
+
+
+def test_every_link_to_a_page_of_the_docs_resolves():
+    root = README.parent
+    for page in (README, *DOCS):
+        for target in re.findall(r"\]\(((?:docs/)?[\w-]+\.md)(?:#[\w-]*)?\)", page.read_text(encoding="utf-8")):
+            base = root if target.startswith("docs/") or page == README else page.parent
+            assert (base / target).is_file(), (page.name, target)
+    assert {page.name for page in DOCS} <= set(re.findall(r"docs/([\w-]+\.md)", README.read_text(encoding="utf-8")))

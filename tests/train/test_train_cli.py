@@ -170,3 +170,23 @@ def test_events_are_logged_as_they_happen(tmp_path, monkeypatch):
     logged = [json.loads(line)["event"] for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
     assert logged == ["TrainStarted", "StepDone"]
     assert "step 1: loss 1.5000" in (tmp_path / "screen.txt").read_text()
+
+
+def test_every_optimizer_step_is_reported_and_the_bar_ends_full(train_cache, tiny_bundle, tmp_path):
+    """Steps between logged ones come as Progressed events, so a bar advances every step, and it ends at 100 %."""
+    import io
+
+    from rich.console import Console
+
+    from acetune.cli.train_view import render
+    from acetune.events import Progressed, StepDone
+    from acetune.train.loop import run
+    from test_training import make_config
+
+    events = list(run(make_config(train_cache, tiny_bundle, tmp_path / "run", log=dict(log_every=5))))
+    logged = [e.step for e in events if isinstance(e, StepDone)]
+    between = [e.done for e in events if isinstance(e, Progressed)]
+    assert logged == [1, 5, 10] and sorted(logged + between) == list(range(1, 13))
+    screen = io.StringIO()
+    render(iter(events), Console(file=screen, force_terminal=True, width=120, color_system=None))
+    assert "12/12" in screen.getvalue() and "finished (complete) at step 12" in screen.getvalue()

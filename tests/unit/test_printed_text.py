@@ -29,9 +29,9 @@ def test_lycoris_writes_no_colour_codes_and_nothing_to_stdout(capfd, caplog):
     from acetune.adapters import attach
     from acetune.config import AdapterConfig, AdapterKind
     from acetune.model import build_tiny_model
-    from lycoris.logging import warning_once
+    from lycoris.modules.lokr import logging_force_full_matrix
 
-    warning_once.cache_clear()  # LyCORIS says each warning once per process: an earlier test may have had it
+    logging_force_full_matrix.cache_clear()  # LyCORIS warns once per process: an earlier test may have had it
     attach(build_tiny_model("tiny", 0).decoder, AdapterConfig(kind=AdapterKind.LOKR, rank=4, alpha=8.0), seed=0)
     out, err = capfd.readouterr()
     assert out == "" and "\x1b" not in err

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from acetune.cli.label_cmd import label_command
 from acetune.cli.song_list import print_song_list
 from acetune.cli.text import printable, printable_lines
 from acetune.data.captions import TAG_POSITIONS, TagConfig, select_caption
@@ -261,3 +262,6 @@ def analyze(
     console = _console()
     _print_problems(console, result.problems)
     _render(console, analyze_dataset(result.dataset, overwrite=overwrite), result.dataset.root)
+
+
+app.command("label")(label_command)

@@ -6,6 +6,7 @@ code on random weights with the official folder layout:
     checkpoints/acestep-v15-turbo/   config.json, model.safetensors, silence_latent.pt
     checkpoints/vae/                 AutoencoderOobleck (hop 1920 = 25 latent frames/s)
     checkpoints/Qwen3-Embedding-0.6B/ Qwen3Model + a byte-level BPE tokenizer
+    checkpoints/acestep-5Hz-lm-tiny/ (optional) a Qwen3 causal LM with the audio-code tokens
 
 Latents are 8 channels instead of 64 so the VAE runs fast on a CPU.
 """
@@ -76,8 +77,9 @@ def write_tiny_text_encoder(folder: Path, seed: int = 0) -> Path:
     return Path(folder)
 
 
-def write_tiny_bundle(root: str | Path, seed: int = 0) -> Path:
-    """checkpoints/ with a tiny DiT, VAE and text encoder in the official layout."""
+def write_tiny_bundle(root: str | Path, seed: int = 0, *, lm: bool = False) -> Path:
+    """checkpoints/ with a tiny DiT, VAE and text encoder in the official layout (and, with `lm`, a tiny
+    5 Hz LM in acestep-5Hz-lm-tiny/ for `acetune dataset label`)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     config = tiny_dit_config()
@@ -86,4 +88,8 @@ def write_tiny_bundle(root: str | Path, seed: int = 0) -> Path:
                dtype="fp32")
     write_tiny_vae(root / VAE_FOLDER, seed)
     write_tiny_text_encoder(root / TEXT_ENCODER_FOLDER, seed)
+    if lm:
+        from acetune.model.tiny_lm import LM_FOLDER, write_tiny_lm
+
+        write_tiny_lm(root / LM_FOLDER, codebook_size=model.tokenizer.quantizer.codebook_size, seed=seed)
     return root

@@ -85,3 +85,20 @@ def test_unknown_labeller_and_field_are_exit_2(tiny_bundle, tmp_path, capsys):
     assert "--with gpt: no such labeller" in capsys.readouterr().err
     assert main(["dataset", "label", str(songs), "--checkpoint-dir", str(tiny_bundle), "--fields", "mood"]) == 2
     assert "unknown field(s): mood" in capsys.readouterr().err
+
+
+def test_make_tiny_bundle_runs_the_whole_label_path_unpatched(tmp_path, capsys):
+    checkpoints = tmp_path / "checkpoints"
+    assert main(["model", "make-tiny", str(checkpoints), "--bundle"]) == 0
+    assert (checkpoints / "acestep-5Hz-lm-tiny" / "config.json").is_file()
+    assert (checkpoints / "vae" / "config.json").is_file() and (checkpoints / "acestep-v15-turbo").is_dir()
+    songs = tmp_path / "songs"
+    write_songs(songs, {"a.wav": {}})
+    code = main(["dataset", "label", str(songs), "--checkpoint-dir", str(checkpoints), "--dry-run",
+                 "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert "lm: acestep-5Hz-lm-tiny on cpu (the largest that fits: needs about 0.0" in out
+    assert "a.wav" in out and code in (0, 2)  # a random LM's answer is usually refused: then exit 2
+    assert not (songs / "a.json").exists()
+    assert main(["model", "make-tiny", str(checkpoints), "--bundle"]) == 2
+    assert main(["model", "make-tiny", str(checkpoints), "--bundle", "--config", "small", "--overwrite"]) == 2

@@ -25,6 +25,7 @@ def label_command(
     lm: str = typer.Option(None, help="LM variant, e.g. 1.7B or acestep-5Hz-lm-4B (default: the largest that fits)."),
     whisper: str = typer.Option(None, help="Whisper folder or Hub id (default: a whisper-*/ folder in "
                                            "--checkpoint-dir)."),
+    language: str = typer.Option(None, help="Vocal language Whisper transcribes, e.g. en (default: detected)."),
     model: str = typer.Option(None, help="DiT folder whose audio tokenizer makes the LM's codes."),
     temperature: float = typer.Option(0.3, min=0.0, help="LM sampling temperature (0: greedy)."),
     seed: int = typer.Option(0, help="LM sampling seed."),
@@ -36,7 +37,7 @@ def label_command(
     from acetune.label import LabelOptions, LmSettings, label_songs, parse_fields
 
     options = LabelOptions(with_=tuple(with_), fields=parse_fields(fields), overwrite=overwrite, dry_run=dry_run,
-                           device=device, lm=lm, whisper=whisper, model=model,
+                           device=device, lm=lm, whisper=whisper, language=_language(language), model=model,
                            lm_settings=LmSettings(temperature=temperature, seed=seed))
     console = Console(soft_wrap=True, highlight=False)
     root = Path(folder).resolve()
@@ -78,3 +79,16 @@ def _relative(path: Path, root: Path) -> str:
 def _short(value: object, limit: int = 60) -> str:
     text = " ".join(str(value).split())
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _language(value: str | None) -> str | None:
+    """--language as an ACE-Step code ("English" -> en); a value naming no language is a ConfigError."""
+    from acetune.data.languages import LANGUAGES, read_language
+    from acetune.errors import ConfigError
+
+    if value is None:
+        return None
+    reading = read_language(value)
+    if not reading.recognised or reading.code == "unknown":
+        raise ConfigError(f"--language {value!r} is not an ACE-Step language", fix=f"use one of: {' '.join(LANGUAGES[:-1])}")
+    return reading.code

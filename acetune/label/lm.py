@@ -4,7 +4,7 @@ Loads `acestep-5Hz-lm-*/` with transformers (`Qwen3ForCausalLM` + the folder's t
 no remote code). Decoding follows upstream's `understand_audio_from_codes` defaults (temperature 0.3, no
 top-k / top-p, repetition penalty 1.0); upstream also constrains the metadata with a finite-state decoder,
 which we do not: instead the answer is checked (`fields.check_values`) and bad values are dropped.
-Audio-code tokens are suppressed while the LM answers (the answer is text). See docs/lm.md.
+Audio-code tokens are suppressed while the LM answers (the answer is text). See docs/labels.md (the 5 Hz LM facts).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Facts (from ace-step/ACE-Step-1.5: `acestep/constants.py`, and the LLM handler's
 `build_formatted_prompt_for_understanding`, `parse_lm_output` and `_extract_lyrics_from_output`; written
-up in docs/lm.md):
+up in docs/labels.md, "The 5 Hz LM in understand mode"):
 - The prompt is the LM tokenizer's own chat template over two messages, with the generation prompt added:
   system `"# Instruction\\n" + UNDERSTAND_INSTRUCTION + "\\n\\n"`, user = the audio codes.
 - A 5 Hz FSQ code index N (0..63999) is the token `<|audio_code_N|>`; the codes are written one after

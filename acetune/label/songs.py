@@ -29,7 +29,8 @@ class LabelOptions:
     device: str = "auto"
     lm: str | None = None  # LM variant ("1.7B" or the folder name); None: the largest that fits
     lm_settings: LmSettings = LmSettings()
-    whisper: str | None = None  # a Whisper folder or Hub id; None: whisper-* in the checkpoints folder
+    whisper: str | None = None  # a Whisper folder or Hub id; None: the whisper*/ folder in the checkpoints folder
+    language: str | None = None  # the vocal language Whisper transcribes (an ACE-Step code); None: detected
     model: str | None = None  # the DiT folder whose tokenizer makes the codes (default as everywhere)
 
 
@@ -69,7 +70,7 @@ def open_labellers(checkpoint_dir: Path, options: LabelOptions) -> list[Labeller
         else:
             from acetune.label.whisper import open_whisper
 
-            labellers.append(open_whisper(checkpoint_dir, options.whisper, device))
+            labellers.append(open_whisper(checkpoint_dir, options.whisper, device, options.language))
     return labellers
 
 

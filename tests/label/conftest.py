@@ -68,3 +68,10 @@ def write_songs(folder: Path, labels: dict[str, dict]) -> dict[str, Path]:
             path.with_suffix(".json").write_text(json.dumps(sidecar))
         paths[name] = path
     return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper(tmp_path_factory) -> Path:
+    from tests.label.tiny_whisper import write_tiny_whisper
+
+    return write_tiny_whisper(tmp_path_factory.mktemp("whisper") / "whisper-tiny")

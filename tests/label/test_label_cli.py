@@ -102,3 +102,17 @@ def test_make_tiny_bundle_runs_the_whole_label_path_unpatched(tmp_path, capsys):
     assert not (songs / "a.json").exists()
     assert main(["model", "make-tiny", str(checkpoints), "--bundle"]) == 2
     assert main(["model", "make-tiny", str(checkpoints), "--bundle", "--config", "small", "--overwrite"]) == 2
+
+
+def test_label_with_whisper_and_a_given_language(tiny_whisper, tmp_path, capsys):
+    songs = tmp_path / "songs"
+    paths = write_songs(songs, {"a.wav": {}})
+    argv = ["dataset", "label", str(songs), "--checkpoint-dir", str(tmp_path), "--with", "whisper",
+            "--whisper", str(tiny_whisper), "--device", "cpu"]
+    assert main([*argv, "--language", "English"]) == 0
+    out = capsys.readouterr().out
+    assert "whisper: whisper-tiny on cpu, language en" in out and "a.wav: wrote lyrics=" in out
+    data = json.loads(paths["a.wav"].with_suffix(".json").read_text())
+    assert data["label_sources"]["lyrics"] == "whisper:whisper-tiny"
+    assert main([*argv, "--language", "klingon"]) == 2
+    assert "--language 'klingon' is not an ACE-Step language" in capsys.readouterr().err

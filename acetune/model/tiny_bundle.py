@@ -57,16 +57,23 @@ def write_tiny_vae(folder: Path, seed: int = 0) -> Path:
     return Path(folder)
 
 
-def write_tiny_text_encoder(folder: Path, seed: int = 0) -> Path:
+def train_byte_bpe(corpus: list[str], special_tokens: list[str], vocab_size: int = 400):
+    """A small byte-level BPE (Qwen's kind of tokenizer) trained on `corpus`: any text encodes and decodes back."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3Model
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIAL_TOKENS,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special_tokens,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    bpe.train_from_iterator(_CORPUS, trainer=trainer)
+    bpe.train_from_iterator(corpus, trainer=trainer)
+    return bpe
+
+
+def write_tiny_text_encoder(folder: Path, seed: int = 0) -> Path:
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3Model
+
+    bpe = train_byte_bpe(_CORPUS, SPECIAL_TOKENS)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
     tokenizer.save_pretrained(folder)
     torch.manual_seed(seed)

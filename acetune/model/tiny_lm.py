@@ -34,16 +34,12 @@ _CORPUS = [
 
 def write_tiny_lm(folder: str | Path, *, codebook_size: int = 64000, seed: int = 0) -> Path:
     """Write a tiny random LM (2 layers, width 32) whose vocabulary holds `codebook_size` audio codes."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
+    from acetune.model.tiny_bundle import train_byte_bpe
+
     folder = Path(folder)
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=LM_SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    bpe.train_from_iterator(_CORPUS, trainer=trainer)
+    bpe = train_byte_bpe(_CORPUS, LM_SPECIAL_TOKENS)
     bpe.add_special_tokens([f"<|audio_code_{i}|>" for i in range(codebook_size)])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     tokenizer.chat_template = CHATML_TEMPLATE

@@ -19,11 +19,11 @@ import torch
 from acetune.errors import LabelError, ModelLoadError
 from acetune.label.base import Proposal
 from acetune.label.codes import AudioCoder
-from acetune.label.fields import check_values
+from acetune.label.fields import INSTRUMENTAL_LYRICS, check_values
 from acetune.label.lm_folders import LmChoice
 from acetune.label.lm_format import CODE_TOKEN, END_OF_TURN, parse_answer, understand_messages
 
-LM_FIELDS = ("caption", "genre", "lyrics", "bpm", "keyscale", "timesignature", "language")
+LM_FIELDS = ("caption", "genre", "lyrics", "bpm", "keyscale", "timesignature", "language", "is_instrumental")
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,10 @@ class LmLabeller:
         if not raw:
             raise LabelError(f"the LM's answer holds no labels: {answer[:80]!r}", path=audio_path,
                              fix="try again with another --seed, or a larger LM (--lm)")
-        checked = check_values(raw)
+        values: dict[str, object] = dict(raw)
+        if raw.get("lyrics", "").strip().lower() == INSTRUMENTAL_LYRICS.lower():
+            values["is_instrumental"] = True  # the LM says so in ACE-Step's own words
+        checked = check_values(values)
         return Proposal(checked.values, checked.dropped)
 
     @torch.no_grad()

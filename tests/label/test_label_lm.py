@@ -147,3 +147,23 @@ def test_unknown_variant_lists_the_folders(lm_bundle, tmp_path):
     write_songs(tmp_path / "songs", {"a.wav": {}})
     with pytest.raises(ModelLoadError, match="acestep-5Hz-lm-tiny"):
         list(label_songs(tmp_path / "songs", lm_bundle, LabelOptions(device="cpu", lm="4B")))
+
+
+def test_lm_saying_instrumental_marks_the_song(lm_labeller, scripted, tmp_path):
+    scripted("<think>\ncaption: ambient pads\n</think>\n# Lyric\n[Instrumental]")
+    path = write_songs(tmp_path, {"a.wav": {}})["a.wav"]
+    _run(tmp_path, lm_labeller)
+    data = _sidecar(path)
+    assert data["lyrics"] == "[Instrumental]" and data["is_instrumental"] is True
+    assert data["label_sources"]["is_instrumental"] == SOURCE
+
+
+def test_song_too_long_for_the_lm_is_named(lm_labeller, scripted, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    scripted(ANSWER)
+    monkeypatch.setattr(lm_labeller, "lm_settings", replace(lm_labeller.lm_settings, max_new_tokens=9000))
+    write_songs(tmp_path, {"a.wav": {}})
+    [skipped] = [e for e in _run(tmp_path, lm_labeller) if isinstance(e, Skipped)]
+    assert "too long for the LM" in skipped.reason and "> 8192" in skipped.reason
+    assert "acetune dataset split" in skipped.reason

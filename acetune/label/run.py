@@ -63,7 +63,8 @@ def label_dataset(dataset: Dataset, labellers: Sequence[Labeller], *, fields: Se
         counts[key] += 1
         yield Progressed(done, total, sample.relative)
     reason = "failed" if total and counts["failed"] == total else "complete"
-    yield Finished("label", reason, {**counts, "dry run": dry_run})
+    usage = {k: v for lab in labellers if hasattr(lab, "summary") for k, v in lab.summary().items()}
+    yield Finished("label", reason, {**counts, "dry run": dry_run, **usage})
 
 
 def _label_song(sample: DatasetSample, labellers: Sequence[Labeller], fields: tuple[str, ...], overwrite: bool,

@@ -15,7 +15,7 @@ from acetune.label.fields import DEFAULT_FIELDS
 from acetune.label.lm import LmSettings
 from acetune.label.run import LabellerReady, label_dataset
 
-LABELLER_KINDS = ("lm", "whisper")
+LABELLER_KINDS = ("lm", "whisper", "openai")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class LabelOptions:
     whisper: str | None = None  # a Whisper folder or Hub id; None: the whisper*/ folder in the checkpoints folder
     language: str | None = None  # the vocal language Whisper transcribes (an ACE-Step code); None: detected
     model: str | None = None  # the DiT folder whose tokenizer makes the codes (default as everywhere)
+    openai_model: str | None = None  # for --with openai; None: openai_captioner.DEFAULT_MODEL
 
 
 def label_songs(folder: Path | str, checkpoint_dir: Path | str, options: LabelOptions = LabelOptions()
@@ -67,10 +68,14 @@ def open_labellers(checkpoint_dir: Path, options: LabelOptions) -> list[Labeller
     for kind in dict.fromkeys(options.with_):
         if kind == "lm":
             labellers.append(_open_lm(checkpoint_dir, options, device))
-        else:
+        elif kind == "whisper":
             from acetune.label.whisper import open_whisper
 
             labellers.append(open_whisper(checkpoint_dir, options.whisper, device, options.language))
+        else:
+            from acetune.label.openai_captioner import OpenAICaptioner
+
+            labellers.append(OpenAICaptioner(options.openai_model))
     return labellers
 
 

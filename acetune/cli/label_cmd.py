@@ -16,8 +16,8 @@ from acetune.events import Event, Finished
 def label_command(
     folder: Path = typer.Argument(..., help="Song folder (scanned recursively)."),
     checkpoint_dir: Path = typer.Option(..., help="ACE-Step checkpoints folder (DiT, vae/, acestep-5Hz-lm-*/)."),
-    with_: list[str] = typer.Option(["lm"], "--with", help="Labeller: lm (the 5 Hz LM), whisper or openai; "
-                                                          "repeatable."),
+    with_: list[str] = typer.Option(["lm"], "--with", help="Labeller: lm (the 5 Hz LM), whisper, openai or "
+                                                          "gemini; repeatable."),
     fields: str = typer.Option(None, help="Comma-separated fields to write (default: all): caption,genre,lyrics,"
                                           "bpm,keyscale,timesignature,language,is_instrumental."),
     overwrite: bool = typer.Option(False, help="Also replace values you wrote yourself."),
@@ -30,6 +30,8 @@ def label_command(
     model: str = typer.Option(None, help="DiT folder whose audio tokenizer makes the LM's codes."),
     openai_model: str = typer.Option(None, help="Model for --with openai (default: gpt-4o-audio-preview); the key "
                                                 "comes from OPENAI_API_KEY."),
+    gemini_model: str = typer.Option(None, help="Model for --with gemini (default: gemini-2.5-flash); the key "
+                                                "comes from GEMINI_API_KEY."),
     temperature: float = typer.Option(0.3, min=0.0, help="LM sampling temperature (0: greedy)."),
     seed: int = typer.Option(0, help="LM sampling seed."),
 ) -> None:
@@ -41,7 +43,7 @@ def label_command(
 
     options = LabelOptions(with_=tuple(with_), fields=parse_fields(fields), overwrite=overwrite, dry_run=dry_run,
                            device=device, lm=lm, whisper=whisper, language=_language(language), model=model,
-                           openai_model=openai_model,
+                           openai_model=openai_model, gemini_model=gemini_model,
                            lm_settings=LmSettings(temperature=temperature, seed=seed))
     console = Console(soft_wrap=True, highlight=False)
     root = Path(folder).resolve()

@@ -15,7 +15,7 @@ from acetune.label.fields import DEFAULT_FIELDS
 from acetune.label.lm import LmSettings
 from acetune.label.run import LabellerReady, label_dataset
 
-LABELLER_KINDS = ("lm", "whisper", "openai")
+LABELLER_KINDS = ("lm", "whisper", "openai", "gemini")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class LabelOptions:
     language: str | None = None  # the vocal language Whisper transcribes (an ACE-Step code); None: detected
     model: str | None = None  # the DiT folder whose tokenizer makes the codes (default as everywhere)
     openai_model: str | None = None  # for --with openai; None: openai_captioner.DEFAULT_MODEL
+    gemini_model: str | None = None  # for --with gemini; None: gemini_captioner.DEFAULT_MODEL
 
 
 def label_songs(folder: Path | str, checkpoint_dir: Path | str, options: LabelOptions = LabelOptions()
@@ -72,10 +73,14 @@ def open_labellers(checkpoint_dir: Path, options: LabelOptions) -> list[Labeller
             from acetune.label.whisper import open_whisper
 
             labellers.append(open_whisper(checkpoint_dir, options.whisper, device, options.language))
-        else:
+        elif kind == "openai":
             from acetune.label.openai_captioner import OpenAICaptioner
 
             labellers.append(OpenAICaptioner(options.openai_model))
+        else:
+            from acetune.label.gemini_captioner import GeminiCaptioner
+
+            labellers.append(GeminiCaptioner(options.gemini_model))
     return labellers
 
 

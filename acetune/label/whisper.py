@@ -95,6 +95,9 @@ def find_whisper(checkpoint_dir: Path, model: str | None) -> str:
     """`--whisper` as given (a folder or Hub id), else the one `whisper*/` folder in the checkpoints folder."""
     if model:
         return model
+    if not Path(checkpoint_dir).is_dir():
+        raise ModelLoadError("checkpoint folder not found", path=checkpoint_dir,
+                             fix="pass --whisper with a folder or a Hub id, or a --checkpoint-dir holding whisper*/")
     found = sorted(p for p in Path(checkpoint_dir).iterdir()
                    if p.is_dir() and p.name.lower().startswith(WHISPER_PREFIX) and (p / "config.json").is_file())
     if len(found) != 1:

@@ -79,3 +79,5 @@ def test_which_whisper_is_an_error_with_a_fix(tmp_path):
         find_whisper(tmp_path, None)
     assert "--whisper" in info.value.fix
     assert find_whisper(tmp_path, "openai/whisper-large-v3-turbo") == "openai/whisper-large-v3-turbo"
+    with pytest.raises(ModelLoadError, match="checkpoint folder not found"):
+        find_whisper(tmp_path / "nope", None)

@@ -12,16 +12,16 @@ value counts as the user's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from acetune.atomic import write_json_atomic
 from acetune.data.labels import SampleLabels, is_given
-from acetune.data.sidecars import json_sidecar_path, read_json_sidecar
+from acetune.data.sidecars import SOURCES_KEY, forget_sources, json_sidecar_path, read_json_sidecar
 
-SOURCES_KEY = "label_sources"
+__all__ = ["RUNS_KEY", "SOURCES_KEY", "finished_runs", "forget_sources", "read_sidecar_or_empty", "value_sources",
+           "writable", "write_machine_labels"]
 RUNS_KEY = "label_runs"
 
 
@@ -69,18 +69,3 @@ def write_machine_labels(audio_path: Path, values: Mapping[str, Any], sources: M
     labels = SampleLabels.from_dict(data, source=path)  # a value that would not read back is refused here
     write_json_atomic(path, labels.to_dict())
     return path
-
-
-def forget_sources(labels: SampleLabels, names: Iterable[str]) -> SampleLabels:
-    """`labels` without the recorded sources of `names` (the user has just written them)."""
-    sources = value_sources(labels)
-    names = set(names)
-    if not names & set(sources):
-        return labels
-    extra = dict(labels.extra)
-    kept = {k: v for k, v in sources.items() if k not in names}
-    if kept:
-        extra[SOURCES_KEY] = kept
-    else:
-        del extra[SOURCES_KEY]
-    return replace(labels, extra=extra)

@@ -167,3 +167,14 @@ def test_song_too_long_for_the_lm_is_named(lm_labeller, scripted, tmp_path, monk
     [skipped] = [e for e in _run(tmp_path, lm_labeller) if isinstance(e, Skipped)]
     assert "too long for the LM" in skipped.reason and "> 8192" in skipped.reason
     assert "acetune dataset split" in skipped.reason
+
+
+def test_values_written_by_analyze_or_import_are_no_longer_the_labellers(tmp_path):
+    from acetune.data.labels import SampleLabels
+    from acetune.data.sidecars import write_json_sidecar
+
+    path = write_songs(tmp_path, {"a.wav": {"bpm": 50, "caption": "lm words",
+                                            "label_sources": {"bpm": SOURCE, "caption": SOURCE}}})["a.wav"]
+    write_json_sidecar(path, SampleLabels(bpm=120, caption="lm words"), overwrite_fields=True)
+    data = _sidecar(path)
+    assert data["bpm"] == 120 and data["label_sources"] == {"caption": SOURCE}  # caption unchanged: still the LM's

@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from acetune.cli.label_cmd import label_command
 from acetune.cli.song_list import print_song_list
 from acetune.cli.text import printable, printable_lines
 from acetune.data.captions import TAG_POSITIONS, TagConfig, select_caption
 from acetune.data.labels import KEY_ALIASES, SampleLabels
+from acetune.data.machine_labels import RUNS_KEY, SOURCES_KEY, finished_runs, forget_sources, value_sources
 from acetune.data.sidecars import json_sidecar_path, read_json_sidecar, replace_json_sidecar
 from acetune.errors import ConfigError, LabelError
 from acetune.events import Event, Finished, Skipped
@@ -82,12 +84,18 @@ def _print_sample(console: Console, sample: DatasetSample, root: Path) -> None:
     sources = ", ".join(p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
                         for p in sample.label_sources)
     console.print(f"label sources: {printable(sources) or '(none)'}")
+    machine = value_sources(labels)
     for key, value in labels.to_dict(full=True).items():
         if key not in ("lyrics",) and key not in labels.extra:
-            console.print(f"{key}: {printable(json.dumps(value, ensure_ascii=False))}")
+            origin = f" [dim](from {printable(machine[key])})[/]" if key in machine else ""
+            console.print(f"{key}: {printable(json.dumps(value, ensure_ascii=False))}{origin}")
     for key, value in labels.extra.items():
-        console.print(f"{key} [dim](extra)[/]: {printable(json.dumps(value, ensure_ascii=False))}")
-    console.print("lyrics:" if labels.lyrics else "lyrics: (none: instrumental)")
+        if key not in (SOURCES_KEY, RUNS_KEY):
+            console.print(f"{key} [dim](extra)[/]: {printable(json.dumps(value, ensure_ascii=False))}")
+    if finished_runs(labels):
+        console.print(f"auto-labelled by: {printable(', '.join(finished_runs(labels)))}")
+    origin = f" [dim](from {printable(machine['lyrics'])})[/]" if "lyrics" in machine else ""
+    console.print(f"lyrics:{origin}" if labels.lyrics else "lyrics: (none: instrumental)")
     if labels.lyrics:
         console.print(printable_lines(labels.lyrics))
     prompt, lyric_text = sample_texts(sample, select_caption(labels, 0, set(), TagConfig()))
@@ -131,7 +139,8 @@ def edit(
     unset: list[str] = typer.Option([], "--unset", help="Remove KEY from the song's JSON sidecar; repeatable."),
 ) -> None:
     """Change labels in the song's JSON sidecar (created if missing). Other keys in it are kept; audio is
-    never touched. Note that an empty value here lets a caption.txt/CSV value show through."""
+    never touched; a changed value counts as yours (`dataset label` keeps it). Note that an empty value here
+    lets a caption.txt/CSV value show through."""
     from acetune.data.dataset import locate_audio
 
     path = locate_audio(folder, file)
@@ -153,7 +162,7 @@ def edit(
     data = {**current.to_dict(), **changes}
     for key in unset:
         data.pop(KEY_ALIASES.get(key, key), None)
-    updated = SampleLabels.from_dict(data, source=sidecar)
+    updated = forget_sources(SampleLabels.from_dict(data, source=sidecar), set(changes) | set(unset))
     written = replace_json_sidecar(path, updated)
     console = _console()
     console.print(f"wrote [bold]{printable(str(written))}[/]")
@@ -261,3 +270,6 @@ def analyze(
     console = _console()
     _print_problems(console, result.problems)
     _render(console, analyze_dataset(result.dataset, overwrite=overwrite), result.dataset.root)
+
+
+app.command("label")(label_command)

@@ -2,7 +2,7 @@
 
 Without `--checkpoint-dir` it builds a tiny random checkpoints folder in the official layout and
 synthesizes a handful of short songs (chords, bass, drums; different tempi and keys), then
-labels, analyzes and preprocesses them into a validated cache, trains a LoRA on it with
+labels, analyzes, auto-labels (a dry run with the tiny 5 Hz LM) and preprocesses them into a validated cache, trains a LoRA on it with
 auditions, renders an A/B against the base, merges the adapter into the base and exports it
 for ComfyUI, printing where every artifact is.
 """
@@ -72,8 +72,9 @@ def demo_command(
     if checkpoint_dir is None:
         from acetune.model.tiny_bundle import write_tiny_bundle
 
-        checkpoint_dir = write_tiny_bundle(out / "checkpoints")
-        console.print(f"1. tiny random checkpoints (official layout): [bold]{printable(checkpoint_dir)}[/]")
+        checkpoint_dir = write_tiny_bundle(out / "checkpoints", lm=True)
+        console.print(f"1. tiny random checkpoints (official layout, with a 5 Hz LM): "
+                      f"[bold]{printable(checkpoint_dir)}[/]")
     else:
         console.print(f"1. checkpoints: [bold]{printable(checkpoint_dir)}[/]")
     if audio_dir is None:
@@ -82,6 +83,8 @@ def demo_command(
         console.print(f"2. {len(DEMO_SONGS)} synthesized songs with caption sidecars: [bold]{printable(audio_dir)}[/]")
         render(analyze_dataset(scan_dataset(audio_dir).dataset), console)
         console.print("3. analyzed bpm / key / time signature into the sidecars")
+        if (checkpoint_dir / "acestep-5Hz-lm-tiny").is_dir():  # model.tiny_lm.LM_FOLDER (torch not imported here)
+            _label_dry_run(audio_dir, checkpoint_dir, console)
     else:
         console.print(f"2. songs: [bold]{printable(audio_dir)}[/] (labels as they are; run `acetune dataset analyze` "
                       "to add bpm/key)")
@@ -106,6 +109,26 @@ def demo_command(
     console.print(f"6. {len(auditions)} auditions while training (base, then strengths 0.5 and 1.0 every 10 epochs): "
                   f"[bold]{printable(run_dir / 'auditions')}[/] (index.jsonl lists prompt, seed, step, strength, file)")
     _ship(out, checkpoint_dir, run_dir / "final", console)
+
+
+def _label_dry_run(audio_dir: Path, checkpoint_dir: Path, console: Console) -> None:
+    """`acetune dataset label --dry-run` with the tiny LM on the first song: the whole path (codes, prompt,
+    answer, checks) runs; a random LM's answer is noise, so it is usually refused, which is what the checks
+    are for. One song keeps the demo quick."""
+    from dataclasses import replace
+
+    from acetune.data.dataset import scan_dataset
+    from acetune.label import LabelOptions, Labelled, LmSettings, label_dataset, open_labellers
+
+    options = LabelOptions(dry_run=True, lm_settings=LmSettings(max_new_tokens=32))
+    labellers = open_labellers(checkpoint_dir, options)
+    dataset = scan_dataset(audio_dir).dataset
+    first = replace(dataset, samples=dataset.samples[:1])
+    events = list(label_dataset(first, labellers, dry_run=True))
+    outcome = "described" if any(isinstance(e, Labelled) for e in events) else "answered with noise (refused)"
+    console.print(f"   auto-labelled {printable(first.samples[0].relative)} with the tiny 5 Hz LM "
+                  f"({printable(labellers[0].detail)}; dry run, nothing written): {outcome}; with the real "
+                  f"acestep-5Hz-lm run `acetune dataset label SONGS --checkpoint-dir CKPT`")
 
 
 def _ship(out: Path, checkpoint_dir: Path, adapter: Path, console: Console) -> None:

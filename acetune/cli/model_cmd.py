@@ -82,12 +82,33 @@ def make_tiny(
     config: str = typer.Option("tiny", help="Named config, e.g. tiny or small (a wrong name lists them all)."),
     seed: int = typer.Option(0, help="Weight seed."),
     overwrite: bool = typer.Option(False, help="Replace an existing folder."),
+    bundle: bool = typer.Option(False, help="Write a whole tiny checkpoints folder instead: DiT, vae/, text encoder "
+                                            "and a 5 Hz LM (acestep-5Hz-lm-tiny/), as --checkpoint-dir takes it."),
 ) -> None:
     """Write a tiny random ACE-Step checkpoint (for trying acetune without the real weights)."""
     from acetune.model import NAMED, write_tiny_checkpoint
 
+    if bundle:
+        _make_tiny_bundle(out, config, seed, overwrite)
+        return
     if config in FULL_SIZE or config not in NAMED:
         small = [name for name in NAMED if name not in FULL_SIZE]
         raise ConfigError(f"--config {config} is not a small named config", fix=f"use one of {', '.join(small)}")
     folder = write_tiny_checkpoint(out, config, seed, overwrite=overwrite)
     Console(soft_wrap=True).print(f"wrote {config} checkpoint to [bold]{folder}[/]")
+
+
+def _make_tiny_bundle(out: Path, config: str, seed: int, overwrite: bool) -> None:
+    import shutil
+
+    from acetune.atomic import check_folder_target
+    from acetune.model.tiny_bundle import write_tiny_bundle
+
+    if config != "tiny":
+        raise ConfigError(f"--bundle writes the tiny config only, not {config}", fix="leave out --config")
+    check_folder_target(out, overwrite=overwrite)
+    if out.exists():
+        shutil.rmtree(out)
+    folder = write_tiny_bundle(out, seed, lm=True)
+    Console(soft_wrap=True).print(f"wrote a tiny checkpoints folder (DiT, VAE, text encoder, 5 Hz LM) to "
+                                  f"[bold]{printable(str(folder))}[/]")

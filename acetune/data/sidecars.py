@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ TABLE_MAX_BYTES = 64 << 20
 # Labels are a flat object; kept extra keys may hold a small nested record. Deeper is not labels (and
 # Python's JSON reader itself fails near 1000 levels).
 JSON_MAX_DEPTH = 32
+SOURCES_KEY = "label_sources"  # field -> the auto-labeller that wrote it (see `machine_labels`)
 
 
 def json_sidecar_path(audio_path: Path) -> Path:
@@ -74,11 +77,30 @@ def read_text_sidecars(audio_path: Path) -> tuple[SampleLabels, tuple[Path, ...]
 def write_json_sidecar(audio_path: Path, labels: SampleLabels, *, overwrite_fields: bool) -> Path:
     """Merge `labels` into `<stem>.json` beside the audio (created if missing) and return its path.
 
-    Values already in the sidecar survive unless `overwrite_fields`; unknown keys always survive."""
+    Values already in the sidecar survive unless `overwrite_fields`; unknown keys always survive. A value
+    written here is no longer an auto-labeller's (its `label_sources` entry is dropped)."""
     path = json_sidecar_path(audio_path)
     existing = read_json_sidecar(path) if path.exists() else SampleLabels()
-    write_json_atomic(path, merge_labels(existing, labels, overwrite=overwrite_fields).to_dict())
+    merged = merge_labels(existing, labels, overwrite=overwrite_fields)
+    changed = {n for n in labels.given_fields() if getattr(merged, n) != getattr(existing, n)}
+    write_json_atomic(path, forget_sources(merged, changed).to_dict())
     return path
+
+
+def forget_sources(labels: SampleLabels, names: Iterable[str]) -> SampleLabels:
+    """`labels` without the auto-labeller recorded as the source of `names` (someone else just wrote them;
+    see `machine_labels`)."""
+    sources = labels.extra.get(SOURCES_KEY)
+    names = set(names)
+    if not isinstance(sources, dict) or not names & set(sources):
+        return labels
+    extra = dict(labels.extra)
+    kept = {k: v for k, v in sources.items() if k not in names}
+    if kept:
+        extra[SOURCES_KEY] = kept
+    else:
+        del extra[SOURCES_KEY]
+    return replace(labels, extra=extra)
 
 
 def replace_json_sidecar(audio_path: Path, labels: SampleLabels) -> Path:

@@ -6,6 +6,7 @@ code on random weights with the official folder layout:
     checkpoints/acestep-v15-turbo/   config.json, model.safetensors, silence_latent.pt
     checkpoints/vae/                 AutoencoderOobleck (hop 1920 = 25 latent frames/s)
     checkpoints/Qwen3-Embedding-0.6B/ Qwen3Model + a byte-level BPE tokenizer
+    checkpoints/acestep-5Hz-lm-tiny/ (optional) a Qwen3 causal LM with the audio-code tokens
 
 Latents are 8 channels instead of 64 so the VAE runs fast on a CPU.
 """
@@ -56,16 +57,23 @@ def write_tiny_vae(folder: Path, seed: int = 0) -> Path:
     return Path(folder)
 
 
-def write_tiny_text_encoder(folder: Path, seed: int = 0) -> Path:
+def train_byte_bpe(corpus: list[str], special_tokens: list[str], vocab_size: int = 400):
+    """A small byte-level BPE (Qwen's kind of tokenizer) trained on `corpus`: any text encodes and decodes back."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3Model
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIAL_TOKENS,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special_tokens,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    bpe.train_from_iterator(_CORPUS, trainer=trainer)
+    bpe.train_from_iterator(corpus, trainer=trainer)
+    return bpe
+
+
+def write_tiny_text_encoder(folder: Path, seed: int = 0) -> Path:
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3Model
+
+    bpe = train_byte_bpe(_CORPUS, SPECIAL_TOKENS)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
     tokenizer.save_pretrained(folder)
     torch.manual_seed(seed)
@@ -76,8 +84,9 @@ def write_tiny_text_encoder(folder: Path, seed: int = 0) -> Path:
     return Path(folder)
 
 
-def write_tiny_bundle(root: str | Path, seed: int = 0) -> Path:
-    """checkpoints/ with a tiny DiT, VAE and text encoder in the official layout."""
+def write_tiny_bundle(root: str | Path, seed: int = 0, *, lm: bool = False) -> Path:
+    """checkpoints/ with a tiny DiT, VAE and text encoder in the official layout (and, with `lm`, a tiny
+    5 Hz LM in acestep-5Hz-lm-tiny/ for `acetune dataset label`)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     config = tiny_dit_config()
@@ -86,4 +95,8 @@ def write_tiny_bundle(root: str | Path, seed: int = 0) -> Path:
                dtype="fp32")
     write_tiny_vae(root / VAE_FOLDER, seed)
     write_tiny_text_encoder(root / TEXT_ENCODER_FOLDER, seed)
+    if lm:
+        from acetune.model.tiny_lm import LM_FOLDER, write_tiny_lm
+
+        write_tiny_lm(root / LM_FOLDER, codebook_size=model.tokenizer.quantizer.codebook_size, seed=seed)
     return root

@@ -17,6 +17,7 @@ def test_demo_runs_end_to_end_and_refuses_to_overwrite(tmp_path, capsys):
     assert main(["demo", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "valid, fingerprint matches" in printed
+    assert "auto-labelled city_funk.wav with the tiny 5 Hz LM (acestep-5Hz-lm-tiny on" in printed
     reader = CacheReader(out / "cache")
     assert len(reader) == 6
     pop = reader.entries[reader.index_of("sunrise_pop.wav")].metadata

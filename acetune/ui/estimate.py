@@ -27,8 +27,8 @@ def memory_line(config: RunConfig) -> str:
     device = resolve_device(config.loop.device)
     estimate = estimate_memory(config, model_config, dtype=resolve_precision(config.loop.precision, device))
     need = estimate.total / 2**30
-    line = (f"about {need:.2f} GiB per step on {where} ({estimate.trainable_parameters:,} trainable parameters; "
-            + ", ".join(f"{name} {value / 2**30:.2f}" for name, value in estimate.rows()[:-1]) + ")")
+    line = (f"about {_size(estimate.total)} per step on {where} ({estimate.trainable_parameters:,} trainable "
+            "parameters; " + ", ".join(f"{name} {_size(value)}" for name, value in estimate.rows()[:-1]) + ")")
     memory = detect_device_memory_gib(config.loop.device)
     if memory is None:
         return line + f"; device {device}: memory not known"
@@ -36,3 +36,7 @@ def memory_line(config: RunConfig) -> str:
         return (line + f"; DOES NOT FIT {memory:.0f} GiB on {device}: try loop.gradient_checkpointing = 1.0, a shorter "
                 "data.crop_frames, or a smaller preset")
     return line + f"; fits {memory:.0f} GiB on {device}"
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**30:.2f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"

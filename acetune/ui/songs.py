@@ -56,12 +56,12 @@ def song_labels(folder: Path, file: str) -> SampleLabels:
     return _scan(folder).dataset.find(file).labels
 
 
-def save_song(folder: Path, file: str, values: dict[str, str]) -> Path:
+def save_song(folder: Path, file: str, values: dict[str, str]) -> Path | None:
     """Write the fields the user changed into the song's `song.json` (other keys in it are kept).
 
     A field left as the merged labels already have it is not written, so a caption from a CSV or a
     caption.txt stays there; a field emptied is removed from `song.json`. Values are read as the
-    sidecar reads them (bpm "120" is 120; "fast" is an error naming the file)."""
+    sidecar reads them (bpm "120" is 120; "fast" is an error naming the file). None: nothing changed."""
     sample = _scan(folder).dataset.find(file)
     current = sample.labels.to_dict(full=True)
     changes, unset = {}, []
@@ -74,6 +74,8 @@ def save_song(folder: Path, file: str, values: dict[str, str]) -> Path:
             changes[key] = text
         else:
             unset.append(key)
+    if not changes and not unset:
+        return None
     return update_json_sidecar(sample.audio_path, changes, tuple(unset))
 
 

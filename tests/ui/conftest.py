@@ -17,6 +17,11 @@ def free_port() -> int:
 
 
 @pytest.fixture()
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture()
 def served(tmp_path):
     """(url, context, root): the app over `tmp_path/root`, closed after the test."""
     from acetune.ui import Roots

@@ -36,6 +36,7 @@ def value(page, elem_id: str) -> str:
 
 
 def shoot(page, name: str, folder: Path) -> None:
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(folder / f"webapp-{name}.png"), full_page=False)
 
 
@@ -54,8 +55,8 @@ def assert_audio_loads(page, elem_id: str) -> None:
 
 
 def train_points(page) -> int:
-    text = page.locator("#train-points").inner_text()
-    return int(text.split()[0]) if text.strip() else 0
+    found = re.search(r"(\d+) train points", page.locator("#train-points").inner_text())
+    return int(found[1]) if found else 0
 
 
 def test_whole_path_in_the_browser(served, browser, tmp_path):
@@ -97,3 +98,75 @@ def test_whole_path_in_the_browser(served, browser, tmp_path):
     expect_value(page, "pre-report", r"6 samples")
     shoot(page, "preprocess", shots)
     assert (root / "cache" / "index.json").is_file() or any((root / "cache").iterdir())
+
+    # Train: common options on the page, two from the generated advanced section; the cache came over
+    page.click("#tab-train-button")
+    expect_value(page, "cfg-data-cache", "^cache$")
+    fill(page, "cfg-save-output_dir", "runs/e2e")
+    fill(page, "cfg-loop-epochs", "1000")  # runs until stopped
+    fill(page, "cfg-data-crop_frames", "100")
+    fill(page, "cfg-audition-every_steps", "1000")  # the base model's audition comes before the first step
+    fill(page, "cfg-audition-prompts", '["bright synth pop"]')
+    page.get_by_text("Advanced (every other config field)").click()
+    page.locator("#train-advanced").get_by_text("Logging", exact=True).click()
+    fill(page, "cfg-log-log_every", "1")
+    page.locator("#train-advanced").get_by_text("Loop", exact=True).click()
+    fill(page, "cfg-loop-eval_every", "1000")  # no evaluation pass every epoch: this test is about the page
+    page.locator("#train-advanced").get_by_text("Auditions", exact=True).click()
+    fill(page, "cfg-audition-duration_s", "2")
+    expect_value(page, "train-memory", r"^about [\d.]+ MiB per step on this checkpoint", 120_000)
+    page.click("#train-start")
+    expect(page.locator("#train-points")).to_have_text(re.compile(r"\b([2-9]|\d\d+) train points"), timeout=JOB_S)
+    assert_audio_loads(page, "audition-0")
+    expect(page.locator("#audition-0")).to_contain_text("audition · step 0 · base model · seed 42")
+    page.click("#train-stop")
+    expect_value(page, "train-status", r"train: stopped \(checkpoint saved\)")
+    expect(page.locator("#train-plot")).to_be_visible()
+    page.get_by_text("Advanced (every other config field)").click()  # closed again for the picture
+    shoot(page, "train", shots)
+    before = train_points(page)
+    page.click("#train-resume")
+    expect_value(page, "train-status", r"train: running")
+    page.wait_for_function("before => parseInt(document.querySelector('#train-points').innerText.match("
+                           "/(\\d+) train points/)[1]) > before", arg=before, timeout=JOB_S)
+    assert "resumed" in (root / "runs" / "e2e" / "events.jsonl").read_text()
+    page.click("#train-stop")
+    expect_value(page, "train-status", r"train: stopped \(checkpoint saved\)")
+    adapter = sorted((root / "runs" / "e2e" / "checkpoints").glob("step_*"))[-1]
+
+    # Generate with the adapter, and play the take
+    page.click("#tab-generate-button")
+    expect_value(page, "gen-checkpoints", str(checkpoints))
+    fill(page, "gen-caption", "acetune-demo, bright synth pop")
+    fill(page, "gen-duration", "2")
+    fill(page, "gen-out", "outputs")
+    page.click("#gen-find")
+    pick(page, "gen-adapter-0", str(adapter))
+    page.click("#gen-start")
+    expect_value(page, "gen-status", r"generate: done")
+    assert_audio_loads(page, "take-0")
+    expect(page.locator("#gen-sidecar")).to_contain_text('"seed": 42')
+    assert (root / "outputs" / "take_seed42.wav").is_file()
+    shoot(page, "generate", shots)
+
+    # Adapters: the run's checkpoints with metadata; export for ComfyUI
+    page.click("#tab-adapters-button")
+    page.click("#adapters-find")
+    expect(page.locator("#adapters-table")).to_contain_text(adapter.name)
+    pick(page, "adapters-pick", str(adapter))
+    page.click("#adapters-comfyui")
+    expect_value(page, "adapters-output", r"export-comfyui: done.*wrote ")
+    assert list((root / "runs" / "e2e").glob("*comfyui.safetensors"))
+    shoot(page, "adapters", shots)
+    page.click("#tab-jobs-button")
+    expect(page.locator("#jobs-table")).to_contain_text("acetune train --config")
+    shoot(page, "jobs", shots)
+
+    # a phone: no main page scrolls sideways
+    for name in PAGES:  # (a phone shows some tabs in a menu: each page is opened at full width first)
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.click(f"#tab-{name}-button")
+        page.set_viewport_size({"width": 390, "height": 844})
+        wide = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert wide <= 0, f"{name} is {wide} px wider than a phone"
+    shoot(page, "phone-jobs", shots)

@@ -64,4 +64,4 @@ def build(ctx: UiContext, shared: dict) -> None:
         found = ctx.queue.jobs[job]
         return ctx.job_line(found) + "\n" + tail(ctx.queue.log(found), 40)
 
-    gr.Timer(1.0).tick(follow, [job_id], [status], show_progress="hidden")
+    gr.Timer(1.0).tick(follow, [job_id], [status], concurrency_limit=None)

@@ -27,7 +27,7 @@ def build(ctx: UiContext, shared: dict) -> None:
     lyrics = gr.Textbox(label="Lyrics (empty: instrumental)", lines=3)
     with gr.Row():
         language = gr.Textbox("en", label="Language", min_width=80)
-        bpm = gr.Number(None, label="BPM", precision=0, min_width=80)
+        bpm = gr.Number(0, label="BPM (0: not given)", precision=0, min_width=80)
         key = gr.Textbox(label="Key", min_width=80)
         timesig = gr.Textbox(label="Time sig.", min_width=80)
     with gr.Row():
@@ -43,10 +43,10 @@ def build(ctx: UiContext, shared: dict) -> None:
                 slots.append((gr.Dropdown([], label=f"Adapter {i + 1}", allow_custom_value=True,
                                           elem_id=f"gen-adapter-{i}", scale=3),
                               gr.Slider(0, 2, value=1.0, step=0.05, label="Strength", elem_id=f"gen-strength-{i}")))
-    with gr.Accordion("Sampler (empty: the model's and adapter's recommendation)", open=False):
-        steps = gr.Number(None, label="Steps", precision=0)
-        shift = gr.Number(None, label="Shift")
-        guidance = gr.Number(None, label="Guidance (base/sft)")
+    with gr.Accordion("Sampler (0: the model's and adapter's recommendation)", open=False):
+        steps = gr.Number(0, label="Steps", precision=0)
+        shift = gr.Number(0, label="Shift")
+        guidance = gr.Number(0, label="Guidance (base/sft)")
         device = gr.Textbox("auto", label="Device")
     out = gr.Textbox(label="Output folder", elem_id="gen-out")
     go = gr.Button("Generate", variant="primary", elem_id="gen-start")
@@ -68,9 +68,9 @@ def build(ctx: UiContext, shared: dict) -> None:
         chosen = [(check(adapter_values[2 * i], must_exist=True), float(adapter_values[2 * i + 1]))
                   for i in range(ADAPTER_SLOTS) if adapter_values[2 * i]]
         args = generate_args(check(ckpt, must_exist=True), check(folder), caption=cap, lyrics=words, language=lang,
-                             bpm=None if tempo is None else int(tempo), key=keyscale, time_signature=signature,
-                             duration=float(seconds), seed=int(first_seed), batch=int(count),
-                             steps=None if n_steps is None else int(n_steps), shift=n_shift, guidance=n_guidance,
+                             bpm=_given(tempo, int), key=keyscale, time_signature=signature, duration=float(seconds),
+                             seed=int(first_seed), batch=int(count), steps=_given(n_steps, int),
+                             shift=_given(n_shift, float), guidance=_given(n_guidance, float),
                              adapters=chosen, name="take", device=where)
         job = ctx.queue.submit("generate", args + ["--overwrite"])
         return job.id, ctx.job_line(job)
@@ -93,4 +93,9 @@ def build(ctx: UiContext, shared: dict) -> None:
         text = json.dumps(json.loads(side.read_text()), indent=2) if side and side.is_file() else ""
         return (line, *updates, text, job)
 
-    gr.Timer(1.0).tick(follow, [job_id, done], [status, *players, sidecar, done], show_progress="hidden")
+    gr.Timer(1.0).tick(follow, [job_id, done], [status, *players, sidecar, done], concurrency_limit=None)
+
+
+def _given(value, kind):
+    """A number field's value, or None for empty or 0 (the command's own default: not given, or recommended)."""
+    return kind(value) if value else None

@@ -12,7 +12,8 @@ HEADERS = ["job", "state", "command"]
 def build(ctx: UiContext, shared: dict) -> None:
     gr.Markdown("One device job runs at a time; the others wait here in order. Analyze, info, export and merge "
                 "do not wait.")
-    table = gr.Dataframe(headers=HEADERS, interactive=False, wrap=True, elem_id="jobs-table")
+    table = gr.Dataframe(headers=HEADERS, interactive=False, wrap=True, elem_id="jobs-table",
+                         column_widths=["28%", "22%", "50%"])
     with gr.Row():
         pick = gr.Dropdown([], label="Job", elem_id="jobs-pick")
         stop = gr.Button("Stop / cancel", variant="stop", elem_id="jobs-stop")
@@ -30,4 +31,4 @@ def build(ctx: UiContext, shared: dict) -> None:
             ctx.queue.stop(job)
 
     stop.click(on_stop, [pick], [])
-    gr.Timer(2.0).tick(listing, [pick], [table, pick, log], show_progress="hidden")
+    gr.Timer(2.0).tick(listing, [pick], [table, pick, log], concurrency_limit=None)

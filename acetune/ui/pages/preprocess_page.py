@@ -59,4 +59,4 @@ def build(ctx: UiContext, shared: dict) -> None:
             text += "\n\nvalidation:\n" + tail(ctx.queue.log(validate) + ctx.queue.log(validate, "stderr"), 20)
         return ctx.job_line(work) + "\n" + ctx.job_line(validate), progress_html(ctx.queue.log(work)), text
 
-    gr.Timer(1.0).tick(follow, [jobs], [status, bar, report])
+    gr.Timer(1.0).tick(follow, [jobs], [status, bar, report], concurrency_limit=None)

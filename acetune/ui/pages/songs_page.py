@@ -76,7 +76,7 @@ def build(ctx: UiContext, shared: dict) -> None:
         if not file:
             return gr.skip(), "pick a song first"
         written = songs.save_song(checked, file, dict(zip(songs.EDITABLE, values)))
-        return songs.song_table(checked).rows, f"wrote {written}"
+        return songs.song_table(checked).rows, "nothing changed" if written is None else f"wrote {written}"
 
     @guarded(1)
     def on_preview(path, file, tag_text, where):
@@ -108,4 +108,4 @@ def build(ctx: UiContext, shared: dict) -> None:
         found = ctx.queue.jobs.get(job)
         return gr.skip() if found is None else ctx.job_line(found) + "\n" + tail(ctx.queue.log(found), 12)
 
-    gr.Timer(1.0).tick(follow, [job_id], [analysis])
+    gr.Timer(1.0).tick(follow, [job_id], [analysis], concurrency_limit=None)

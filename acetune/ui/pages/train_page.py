@@ -4,6 +4,7 @@ estimate, start / stop / resume in a child process, and the run followed live fr
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -34,30 +35,54 @@ def _control(field: train_form.FormField, value) -> gr.components.Component:
     return gr.Textbox(value=value, **common)
 
 
-def build(ctx: UiContext, shared: dict) -> None:
-    fields = train_form.form_fields()
+@dataclass
+class _Form:
+    preset: gr.Dropdown
+    controls: list  # one per form field, in form_fields() order
+    memory: gr.Textbox
+    anyway: gr.Checkbox
+    start: gr.Button
+    stop: gr.Button
+    resume: gr.Button
+
+
+@dataclass
+class _Monitor:
+    status: gr.Textbox
+    run_dir: gr.Textbox
+    summary: gr.Markdown
+    plot: gr.LinePlot
+    points: gr.Markdown
+    players: list
+    tensorboard: gr.Markdown
+
+    def outputs(self) -> list:
+        return [self.status, self.summary, self.plot, self.points, self.tensorboard, *self.players]
+
+
+def _build_form(fields: list[train_form.FormField]) -> _Form:
     presets = train_form.preset_names()
     preset = gr.Dropdown(presets, value="quick_test" if "quick_test" in presets else presets[0], label="Preset",
                          info="built-in and your own (`acetune presets list`)", elem_id="train-preset")
     values = train_form.preset_values(preset.value, fields)
-    controls: list[gr.components.Component] = []
     common = [f for f in fields if f.key in train_form.COMMON]
     with gr.Group():
-        for field, value in zip(common, values):
-            controls.append(_control(field, value))
+        controls = [_control(field, value) for field, value in zip(common, values)]
     with gr.Accordion("Advanced (every other config field)", open=False, elem_id="train-advanced"):
-        rest = fields[len(common):]
-        for section in dict.fromkeys(f.section for f in rest):
+        rest = list(zip(fields[len(common):], values[len(common):]))
+        for section in dict.fromkeys(f.section for f, _ in rest):
             with gr.Accordion(SECTION_TITLES.get(section, section), open=False):
-                for field, value in zip(rest, values[len(common):]):
-                    if field.section == section:
-                        controls.append(_control(field, value))
+                controls += [_control(field, value) for field, value in rest if field.section == section]
     memory = gr.Textbox(label="Memory estimate", interactive=False, elem_id="train-memory")
     anyway = gr.Checkbox(label="Start even if the estimate says it does not fit", value=False)
     with gr.Row():
         start = gr.Button("Start", variant="primary", elem_id="train-start")
         stop = gr.Button("Stop (saves a checkpoint)", variant="stop", elem_id="train-stop")
         resume = gr.Button("Resume", elem_id="train-resume")
+    return _Form(preset, controls, memory, anyway, start, stop, resume)
+
+
+def _build_monitor() -> _Monitor:
     status = gr.Textbox(label="Status", lines=3, interactive=False, elem_id="train-status")
     run_dir = gr.Textbox(label="Run folder followed", elem_id="train-run",
                          info="the run started here, or type any run folder to follow it")
@@ -66,7 +91,19 @@ def build(ctx: UiContext, shared: dict) -> None:
     points = gr.Markdown(elem_id="train-points")
     players = [gr.Audio(visible=False, type="filepath", interactive=False, elem_id=f"audition-{i}")
                for i in range(AUDITION_SLOTS)]
-    tensorboard = gr.Markdown()
+    return _Monitor(status, run_dir, summary, plot, points, players, gr.Markdown())
+
+
+def build(ctx: UiContext, shared: dict) -> None:
+    fields = train_form.form_fields()
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=300):
+            form = _build_form(fields)
+        with gr.Column(min_width=300):
+            monitor = _build_monitor()
+    preset, controls, memory, anyway = form.preset, form.controls, form.memory, form.anyway
+    start, stop, resume = form.start, form.stop, form.resume
+    status, run_dir = monitor.status, monitor.run_dir
     shown = gr.State((0, 0))  # (plotted points, auditions shown): skip updates when nothing is new
     by_key = {f.key: c for f, c in zip(fields, controls)}
     shared.update(train_run=run_dir)
@@ -121,28 +158,29 @@ def build(ctx: UiContext, shared: dict) -> None:
     stop.click(on_stop, [train_job], [status])
     resume.click(on_resume, [run_dir], [train_job, status])
 
-    def follow(folder, job, seen):
-        status_text = ctx.job_line(ctx.queue.jobs.get(job)) if job else gr.skip()
-        if not folder:
-            return (status_text, *[gr.skip()] * (4 + AUDITION_SLOTS), seen)
-        log = ctx.run_log(Path(folder))
-        counts = (len(log.steps) + len(log.evals), len(log.auditions))
-        new_points = counts[0] != seen[0] or not seen[0]
-        plot_update = _plot(log) if new_points else gr.skip()
-        players_update = _players(log) if counts[1] != seen[1] else [gr.skip()] * AUDITION_SLOTS
-        board = f"TensorBoard: `tensorboard --logdir {Path(folder) / 'logs'}`"
-        return (status_text, log.summary(), plot_update, f"{len(log.steps)} train points, {len(log.evals)} eval "
-                f"points", board, *players_update, counts)
-
     def reattach():
         """After a restart: follow the newest training job that is still running (or the newest one)."""
         jobs = [j for j in ctx.queue.listing() if j.kind == "train"]
         running = [j for j in jobs if j.active] or jobs
         return (running[-1].run_dir or "", running[-1].id) if running else (gr.skip(), gr.skip())
 
-    gr.Timer(TICK_S).tick(follow, [run_dir, train_job, shown],
-                          [status, summary, plot, points, tensorboard, *players, shown], show_progress="hidden")
+    gr.Timer(TICK_S).tick(lambda folder, job, seen: follow_run(ctx, folder, job, seen), [run_dir, train_job, shown],
+                          [*monitor.outputs(), shown], concurrency_limit=None)
     shared["app_load"].append((reattach, [], [run_dir, train_job]))
+
+
+def follow_run(ctx: UiContext, folder: str, job: str, seen: tuple[int, int]) -> tuple:
+    """The monitor's values for the followed run: only what changed since `seen` (points, auditions)."""
+    status_text = ctx.job_line(ctx.queue.jobs.get(job)) if job else gr.skip()
+    if not folder:
+        return (status_text, *[gr.skip()] * (4 + AUDITION_SLOTS), seen)
+    log = ctx.run_log(Path(folder))
+    counts = (len(log.steps) + len(log.evals), len(log.auditions))
+    plot_update = _plot(log) if counts[0] != seen[0] or not seen[0] else gr.skip()
+    players_update = _players(log) if counts[1] != seen[1] else [gr.skip()] * AUDITION_SLOTS
+    board = f"TensorBoard: `tensorboard --logdir {Path(folder) / 'logs'}`"
+    return (status_text, log.summary(), plot_update, f"{len(log.steps)} train points, {len(log.evals)} eval points",
+            board, *players_update, counts)
 
 
 def _plot(log: RunLog) -> pd.DataFrame:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from acetune.errors import AcetuneError
 from acetune.ui.jobs import Job, JobQueue
-from acetune.ui.outcome import error_text
 from acetune.ui.roots import Roots
 from acetune.ui.run_log import RunLog
 
@@ -37,7 +35,3 @@ class UiContext:
         line = f"{job.id}: {self.queue.status(job)}" + (f" ({len(ahead)} ahead in the queue)" if ahead else "")
         error = self.queue.error(job)
         return line + (f"\n{error}" if error else "")
-
-
-def shown_error(err: AcetuneError) -> str:
-    return error_text(err)

@@ -64,8 +64,3 @@ class Roots:
 
     def shown(self) -> str:
         return ", ".join(str(root) for root in self.folders)
-
-    def relative(self, path: Path) -> str:
-        """`path` as the page shows it: from the first root when inside it, else whole."""
-        path = Path(path)
-        return path.relative_to(self.folders[0]).as_posix() if path.is_relative_to(self.folders[0]) else str(path)

@@ -12,8 +12,7 @@ HEADERS = ["job", "state", "command"]
 def build(ctx: UiContext, shared: dict) -> None:
     gr.Markdown("One device job runs at a time; the others wait here in order. Analyze, info, export and merge "
                 "do not wait.")
-    table = gr.Dataframe(headers=HEADERS, interactive=False, wrap=True, elem_id="jobs-table",
-                         column_widths=["28%", "22%", "50%"])
+    table = gr.Dataframe(headers=HEADERS, interactive=False, wrap=True, elem_id="jobs-table")
     with gr.Row():
         pick = gr.Dropdown([], label="Job", elem_id="jobs-pick")
         stop = gr.Button("Stop / cancel", variant="stop", elem_id="jobs-stop")

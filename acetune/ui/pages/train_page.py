@@ -106,7 +106,6 @@ def build(ctx: UiContext, shared: dict) -> None:
     status, run_dir = monitor.status, monitor.run_dir
     shown = gr.State((0, 0))  # (plotted points, auditions shown): skip updates when nothing is new
     by_key = {f.key: c for f, c in zip(fields, controls)}
-    shared.update(train_run=run_dir)
     shared["cache"].change(lambda v: v, [shared["cache"]], [by_key["data.cache"]])
     shared["checkpoints"].change(lambda v: v, [shared["checkpoints"]], [by_key["data.checkpoint_dir"]])
 

@@ -122,6 +122,7 @@ def test_whole_path_in_the_browser(served, browser, tmp_path):
     page.click("#train-stop")
     expect_value(page, "train-status", r"train: stopped \(checkpoint saved\)")
     expect(page.locator("#train-plot g.mark-line path").first).to_have_attribute("d", re.compile(r"^M"))  # drawn
+    expect(page.locator("#train-plot g.role-legend")).to_have_count(1)  # the chart finished drawing: legend last
     shoot(page, "train", shots)
     before = train_points(page)
     page.click("#train-resume")

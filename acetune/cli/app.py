@@ -16,7 +16,7 @@ from rich.text import Text
 
 from acetune import __version__
 from acetune.cli import (adapter_cmd, cache_cmd, dataset_cmd, demo_cmd, generate_cmd, memory_cmd, model_cmd,
-                         preprocess_cmd, presets_cmd, train_cmd)
+                         preprocess_cmd, presets_cmd, train_cmd, ui_cmd)
 from acetune.cli.aliases import with_current_spellings
 from acetune.cli.command_tree import build_command
 from acetune.cli.text import shown_lines
@@ -39,6 +39,7 @@ app.command("merge")(adapter_cmd.merge_command)
 app.command("export-comfyui")(adapter_cmd.export_comfyui_command)
 app.command("export-diffusers")(adapter_cmd.export_diffusers_command)
 app.command("estimate-memory")(memory_cmd.estimate_memory_command)
+app.command("ui")(ui_cmd.ui_command)
 dataset_cmd.app.command("validate")(cache_cmd.validate_command)
 
 

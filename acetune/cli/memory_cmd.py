@@ -10,8 +10,6 @@ from rich.table import Table
 
 from acetune.config.schema import Precision
 
-FITS_SHARE = 0.9  # leave a tenth of the device for the allocator's fragmentation and the CUDA context
-
 
 def estimate_memory_command(
     config: list[Path] = typer.Option(None, "--config", "-c", help="TOML/JSON config file(s)."),
@@ -34,7 +32,7 @@ def estimate_memory_command(
     from acetune.model.checkpoint import read_model_config
     from acetune.model.devices import precision_dtype, resolve_device, resolve_precision
     from acetune.train.auto import AUTO, choose_auto
-    from acetune.train.memory import estimate_memory
+    from acetune.train.memory import FITS_SHARE, estimate_memory
 
     console = Console(soft_wrap=True, highlight=False)
     overrides = list(set_ or []) + ([f'data.checkpoint_dir="{checkpoint_dir}"'] if checkpoint_dir else [])

@@ -171,3 +171,15 @@ def _depth(data: Any) -> int:
 
 def _mib(size: int) -> str:
     return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.0f} KiB"
+
+
+def update_json_sidecar(audio_path: Path, changes: dict[str, Any], unset: tuple[str, ...] = ()) -> Path:
+    """Set `changes` and remove `unset` keys in the audio's `song.json` (created if missing), atomically.
+
+    Every other key in the file, known or not, is kept as it was; the values are checked as any label file's."""
+    path = json_sidecar_path(audio_path)
+    current = read_json_sidecar(path) if path.exists() else SampleLabels()
+    data = {**current.to_dict(), **changes}
+    for key in unset:
+        data.pop(key, None)
+    return replace_json_sidecar(audio_path, SampleLabels.from_dict(data, source=path))

@@ -71,6 +71,9 @@ OPTIMIZER_BYTES_PER_PARAM = {  # fp32 states per trainable parameter
 STEP_TEMPORARIES = 2  # parameter-sized fp32 temporaries of an unfused per-tensor optimizer update
 _LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
+FITS_SHARE = 0.9  # a config fits when its peak is under this share of the device: a tenth is left for the
+# allocator's fragmentation and the CUDA context (`acetune estimate-memory`, the web app's Train page)
+
 
 @dataclass(frozen=True)
 class MemoryEstimate:

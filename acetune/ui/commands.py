@@ -1,0 +1,65 @@
+"""The command lines the app hands to child processes: the CLI's own commands, with the page's values.
+
+Each builder returns the arguments after `acetune`, so what the app runs is what a user could type
+(the Jobs list shows it), and every check and error is the CLI's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def preprocess_args(songs: Path, checkpoints: Path, cache: Path, *, tag: str, tag_position: str, max_duration: float,
+                    normalize: str, latent_mode: str, two_pass: bool, rebuild: bool, device: str) -> list[str]:
+    args = ["preprocess", "--audio-dir", str(songs), "--checkpoint-dir", str(checkpoints), "--out", str(cache),
+            "--max-duration", f"{max_duration:g}", "--normalize", normalize, "--latent-mode", latent_mode,
+            "--device", device, "--tag-position", tag_position]
+    if tag:
+        args += ["--tag", tag]
+    return args + (["--two-pass"] if two_pass else []) + (["--rebuild"] if rebuild else [])
+
+
+def train_args(config_file: Path) -> list[str]:
+    return ["train", "--config", str(config_file)]
+
+
+def resume_args(run_dir: Path) -> list[str]:
+    """Resume from the run's own settings (its config.resolved.toml) and latest checkpoint."""
+    return ["train", "--config", str(run_dir / "config.resolved.toml"), "--resume-from", "latest"]
+
+
+def analyze_args(songs: Path, *, overwrite: bool) -> list[str]:
+    return ["dataset", "analyze", str(songs)] + (["--overwrite"] if overwrite else [])
+
+
+def generate_args(checkpoints: Path, out: Path, *, caption: str, lyrics: str, language: str, bpm: int | None,
+                  key: str, time_signature: str, duration: float, seed: int, batch: int, steps: int | None,
+                  shift: float | None, guidance: float | None, adapters: list[tuple[Path, float]], name: str,
+                  device: str) -> list[str]:
+    args = ["generate", "--checkpoint-dir", str(checkpoints), "--out", str(out), "--caption", caption,
+            "--language", language, "--duration", f"{duration:g}", "--seed", str(seed), "--batch", str(batch),
+            "--name", name, "--device", device]
+    if lyrics:
+        args += ["--lyrics", lyrics]
+    optional = {"--bpm": bpm, "--key": key or None, "--time-signature": time_signature or None, "--steps": steps,
+                "--shift": shift, "--guidance": guidance}
+    for flag, value in optional.items():
+        if value is not None:
+            args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    for path, strength in adapters:
+        args += ["--adapter", f"{path}@{strength:g}"]
+    return args
+
+
+def merge_args(adapter: Path, strength: float, checkpoints: Path, out: Path, *, layout: str) -> list[str]:
+    return ["merge", "--adapter", f"{adapter}@{strength:g}", "--checkpoint-dir", str(checkpoints), "--out", str(out),
+            "--format", layout]
+
+
+def export_args(tool: str, adapter: Path, out: Path | None) -> list[str]:
+    """`export-comfyui` or `export-diffusers` (default output: beside the run, as the CLI names it)."""
+    return [f"export-{tool}", str(adapter)] + ([] if out is None else ["--out", str(out)])
+
+
+def info_args(adapter: Path) -> list[str]:
+    return ["adapter", "info", str(adapter)]

@@ -1,0 +1,62 @@
+"""Preprocess: songs + checkpoints -> a latent cache, in a child process; progress per song, skips, validation."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from acetune.ui.commands import preprocess_args
+from acetune.ui.context import UiContext
+from acetune.ui.pages.common import guarded, progress_html, tail
+
+
+def build(ctx: UiContext, shared: dict) -> None:
+    gr.Markdown("Decode, encode and cache every song once (reruns redo only new or changed songs). "
+                "Runs as `acetune preprocess` in its own process; the validation report follows.")
+    songs = gr.Textbox(label="Songs folder", elem_id="pre-songs")
+    checkpoints = gr.Textbox(label="Checkpoints folder", info="holds vae/, Qwen3-Embedding-0.6B/ and the DiT",
+                             elem_id="pre-checkpoints")
+    cache = gr.Textbox(label="Cache folder to write", elem_id="pre-cache")
+    with gr.Accordion("Options", open=False):
+        max_duration = gr.Number(240, label="Max duration (s)", info="keep at most this many seconds of each song "
+                                                                    "(0 = all)")
+        normalize = gr.Dropdown(["none", "peak", "lufs"], value="none", label="Loudness",
+                                info="none, peak (-1 dBFS) or lufs (-14) before encoding")
+        latent_mode = gr.Dropdown(["sample", "mean"], value="sample", label="Latents",
+                                  info="sample the VAE posterior (as ACE-Step trains) or take its mean")
+        two_pass = gr.Checkbox(label="Two passes (low memory)", info="VAE + text encoder first, then the condition "
+                                                                      "encoder")
+        rebuild = gr.Checkbox(label="Rebuild", info="replace a cache made by another checkpoint or other options")
+        device = gr.Textbox("auto", label="Device", info="auto, cpu, cuda, cuda:1, mps")
+    start = gr.Button("Preprocess", variant="primary", elem_id="pre-start")
+    status = gr.Textbox(label="Status", lines=2, interactive=False, elem_id="pre-status")
+    bar = gr.HTML(elem_id="pre-progress")
+    report = gr.Textbox(label="Report", lines=10, interactive=False, elem_id="pre-report")
+    jobs = gr.State([])
+    shared.update(checkpoints=checkpoints, cache=cache)
+
+    shared["songs_folder"].change(lambda v: v, [shared["songs_folder"]], [songs])
+
+    @guarded(2)
+    def on_start(song_dir, ckpt, out, seconds, loudness, mode, low_memory, replace, where, tag, position):
+        check = ctx.roots.check
+        args = preprocess_args(check(song_dir, must_exist=True), check(ckpt, must_exist=True), check(out), tag=tag,
+                               tag_position=position, max_duration=float(seconds or 0), normalize=loudness,
+                               latent_mode=mode, two_pass=low_memory, rebuild=replace, device=where)
+        work = ctx.queue.submit("preprocess", args)
+        validate = ctx.queue.submit("validate", ["dataset", "validate", str(check(out)), "--checkpoint-dir",
+                                                 str(check(ckpt))])
+        return [work.id, validate.id], ctx.job_line(work)
+
+    start.click(on_start, [songs, checkpoints, cache, max_duration, normalize, latent_mode, two_pass, rebuild, device,
+                           shared["tag"], shared["position"]], [jobs, status])
+
+    def follow(ids):
+        if not ids:
+            return gr.skip(), gr.skip(), gr.skip()
+        work, validate = (ctx.queue.jobs[i] for i in ids)
+        text = tail(ctx.queue.log(work), 30)
+        if not validate.active:
+            text += "\n\nvalidation:\n" + tail(ctx.queue.log(validate) + ctx.queue.log(validate, "stderr"), 20)
+        return ctx.job_line(work) + "\n" + ctx.job_line(validate), progress_html(ctx.queue.log(work)), text
+
+    gr.Timer(1.0).tick(follow, [jobs], [status, bar, report], concurrency_limit=None)

@@ -1,0 +1,111 @@
+"""Songs: pick a folder, see every song's labels with their sources and problems, edit them, preview, play, analyze."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from acetune.data.captions import TAG_POSITIONS
+from acetune.data.demo_songs import DEMO_TAG
+from acetune.ui import songs
+from acetune.ui.commands import analyze_args
+from acetune.ui.context import UiContext
+from acetune.ui.demo_files import build_demo_files
+from acetune.ui.pages.common import guarded, tail
+
+
+def build(ctx: UiContext, shared: dict) -> None:
+    gr.Markdown("Pick a folder of songs. Labels come from `song.json`, `song.txt`, caption/lyrics files or a CSV; "
+                "an edit here writes the song's `song.json` (other keys in it are kept).")
+    with gr.Row():
+        folder = gr.Textbox(label="Songs folder", scale=4, elem_id="songs-folder",
+                            info=f"inside {ctx.roots.shown()}")
+        load = gr.Button("Load", scale=1, elem_id="songs-load")
+    demo = gr.Button("First run? Build tiny demo checkpoints and songs (as `acetune demo` does)", size="sm",
+                     elem_id="build-demo")
+    status = gr.Textbox(label="Status", lines=2, elem_id="songs-status", interactive=False)
+    table = gr.Dataframe(headers=songs.HEADERS, interactive=False, wrap=True, elem_id="songs-table")
+    notices = gr.Markdown()
+    with gr.Group():
+        song = gr.Dropdown(label="Song", choices=[], elem_id="song-pick")
+        player = gr.Audio(label="Play", type="filepath", interactive=False, elem_id="song-player")
+        with gr.Row():
+            caption = gr.Textbox(label="Caption", lines=2, elem_id="edit-caption", scale=3)
+            genre = gr.Textbox(label="Genre", elem_id="edit-genre")
+        lyrics = gr.Textbox(label="Lyrics (empty: instrumental)", lines=3, elem_id="edit-lyrics")
+        with gr.Row():
+            bpm = gr.Textbox(label="BPM", elem_id="edit-bpm", min_width=80)
+            key = gr.Textbox(label="Key", elem_id="edit-key", min_width=80)
+            timesig = gr.Textbox(label="Time sig.", elem_id="edit-timesig", min_width=80)
+            language = gr.Textbox(label="Language", elem_id="edit-language", min_width=80)
+        save = gr.Button("Save labels", variant="primary", elem_id="songs-save")
+    with gr.Row():
+        tag = gr.Textbox(label="Activation tag", value=DEMO_TAG, elem_id="songs-tag")
+        position = gr.Radio(list(TAG_POSITIONS), value="prepend", label="Tag position")
+    preview = gr.Textbox(label="Prompt this song trains on", lines=8, interactive=False, elem_id="songs-preview")
+    with gr.Row():
+        overwrite = gr.Checkbox(label="Replace existing bpm/key/time signature", value=False)
+        analyze = gr.Button("Analyze bpm / key / time signature", elem_id="songs-analyze")
+    analysis = gr.Textbox(label="Analysis", lines=4, interactive=False, elem_id="songs-analysis")
+    shared.update(songs_folder=folder, tag=tag, position=position)
+    label_boxes = [caption, lyrics, genre, bpm, key, timesig, language]
+
+    @guarded(4)
+    def on_load(path):
+        checked = ctx.roots.check(path, must_exist=True)
+        listing = songs.song_table(checked)
+        text = "\n".join(f"- {n}" for n in listing.notices)
+        return listing.rows, gr.update(choices=listing.files, value=None), text, f"{len(listing.rows)} file(s)"
+
+    @guarded(2)
+    def on_demo():
+        checkpoints, song_folder = build_demo_files(ctx.roots.folders[0])
+        return str(song_folder), f"built {checkpoints} and {song_folder}"
+
+    @guarded(len(label_boxes) + 2)
+    def on_pick(path, file):
+        if not file:
+            return (*[""] * len(label_boxes), None, "")
+        checked = ctx.roots.check(path, must_exist=True)
+        labels = songs.song_labels(checked, file).to_dict(full=True)
+        values = ["" if labels[k] in (None, "unknown") else str(labels[k]) for k in songs.EDITABLE]
+        return (*values, str(ctx.roots.check(songs.audio_path(checked, file))), "")
+
+    @guarded(2)
+    def on_save(path, file, *values):
+        checked = ctx.roots.check(path, must_exist=True)
+        if not file:
+            return gr.skip(), "pick a song first"
+        written = songs.save_song(checked, file, dict(zip(songs.EDITABLE, values)))
+        return songs.song_table(checked).rows, "nothing changed" if written is None else f"wrote {written}"
+
+    @guarded(1)
+    def on_preview(path, file, tag_text, where):
+        if not file:
+            return ""
+        return songs.prompt_preview(ctx.roots.check(path, must_exist=True), file, tag_text, where)
+
+    @guarded(2)
+    def on_analyze(path, replace):
+        job = ctx.queue.submit("analyze", analyze_args(ctx.roots.check(path, must_exist=True), overwrite=replace),
+                               device=False)
+        return job.id, ctx.job_line(job)
+
+    job_id = gr.State("")
+    load.click(on_load, [folder], [table, song, notices, status])
+    folder.submit(on_load, [folder], [table, song, notices, status])
+    demo.click(on_demo, [], [folder, status]).then(on_load, [folder], [table, song, notices, status])
+    song.change(on_pick, [folder, song], [*label_boxes, player, status]).then(
+        on_preview, [folder, song, tag, position], [preview])
+    save.click(on_save, [folder, song, *label_boxes], [table, status]).then(
+        on_preview, [folder, song, tag, position], [preview])
+    for control in (tag, position):
+        control.change(on_preview, [folder, song, tag, position], [preview])
+    analyze.click(on_analyze, [folder, overwrite], [job_id, analysis])
+
+    def follow(job):
+        if not job:
+            return gr.skip()
+        found = ctx.queue.jobs.get(job)
+        return gr.skip() if found is None else ctx.job_line(found) + "\n" + tail(ctx.queue.log(found), 12)
+
+    gr.Timer(1.0).tick(follow, [job_id], [analysis], concurrency_limit=None)

@@ -1,0 +1,94 @@
+"""Security of the web app: files only inside the roots, loopback unless credentials are given, login enforced."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+
+from acetune.cli.app import main
+from acetune.errors import ConfigError
+from acetune.ui import OutsideRootsError, Roots, bind_warning, parse_auth
+
+
+def test_paths_inside_the_roots_resolve_and_others_are_refused(tmp_path):
+    root, other = tmp_path / "root", tmp_path / "other"
+    (root / "songs").mkdir(parents=True)
+    other.mkdir()
+    (root / "escape").symlink_to(other)
+    roots = Roots.of([root])
+    assert roots.check("songs") == root / "songs"  # relative paths start at the first root
+    assert roots.check(root / "songs" / ".." / "songs") == root / "songs"
+    for outside in ("../other", str(other), "songs/../../other", "escape", "escape/file.wav", "/etc/passwd"):
+        with pytest.raises(OutsideRootsError) as caught:
+            roots.check(outside)
+        assert "outside the folders" in str(caught.value) and "--root" in caught.value.fix
+    with pytest.raises(OutsideRootsError, match="does not exist"):
+        roots.check("missing", must_exist=True)
+
+
+def test_a_root_must_be_an_existing_folder(tmp_path):
+    with pytest.raises(Exception, match="not an existing folder"):
+        Roots.of([tmp_path / "nope"])
+
+
+def test_loopback_needs_nothing_and_other_addresses_need_credentials():
+    assert bind_warning("127.0.0.1", None) is None and bind_warning("localhost", None) is None
+    assert bind_warning("::1", None) is None
+    with pytest.raises(ConfigError, match="--auth"):
+        bind_warning("0.0.0.0", None)
+    assert "0.0.0.0" in bind_warning("0.0.0.0", ("me", "secret"))
+    assert "secret" not in bind_warning("0.0.0.0", ("me", "secret"))
+    assert parse_auth("me:pa:ss") == ("me", "pa:ss")
+    for bad in ("me", "me:", ":pass"):
+        with pytest.raises(ConfigError) as caught:
+            parse_auth(bad)
+        assert "pass" not in str(caught.value).split("fix:")[0].replace("USER:PASS", "")
+
+
+def test_the_command_refuses_a_wide_bind_without_auth(capsys):
+    assert main(["ui", "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --host 0.0.0.0 would let other machines reach the app") and "fix: add --auth" in err
+
+
+def test_the_default_bind_is_loopback():
+    from acetune.cli.ui_cmd import ui_command
+    from acetune.ui import DEFAULT_HOST
+
+    assert inspect.signature(ui_command).parameters["host"].default.default == "127.0.0.1" == DEFAULT_HOST
+
+
+def test_a_request_without_credentials_is_refused(tmp_path, port):
+    from acetune.ui.app import launch
+    from acetune.ui.context import UiContext
+
+    ctx = UiContext.open(Roots.of([tmp_path]))
+    app = launch(ctx, host="127.0.0.1", port=port, auth=("me", "secret"), block=False)
+    try:
+        assert app.server_name == "127.0.0.1" and not app.share
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/config")
+        assert caught.value.code == 401
+        login = urllib.request.Request(f"http://127.0.0.1:{port}/login", method="POST",
+                                       data=b"username=me&password=wrong")
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(login)
+        assert caught.value.code in (400, 401)
+        with pytest.raises(urllib.error.HTTPError):  # no file outside the roots, with or without login
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/gradio_api/file=/etc/passwd")
+    finally:
+        app.close()
+        ctx.queue.close()
+
+
+def test_help_imports_neither_gradio_nor_torch():
+    code = ("import sys\nfrom acetune.cli.app import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(json.dumps(['gradio' in sys.modules, 'torch' in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [False, False]

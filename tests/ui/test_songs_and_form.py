@@ -1,0 +1,81 @@
+"""The Songs page's functions over the dataset API, and the Train form generated from the config schema."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from acetune.audio import synthesize_song, write_audio
+from acetune.config import resolve_config
+from acetune.config.fields import config_fields
+from acetune.errors import ConfigError, LabelError
+from acetune.ui import songs, train_form
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    for name in ("a.wav", "b.wav", "c.wav"):
+        write_audio(tmp_path / name, synthesize_song(seed=0, duration_s=1.0, bpm=100, key="C major"), 48000)
+    (tmp_path / "a.json").write_text(json.dumps({"caption": "warm pads", "mood": "calm", "bpm": 100}))
+    (tmp_path / "b.caption.txt").write_text("from a text file")
+    (tmp_path / "c.json").write_text("{broken")
+    return tmp_path
+
+
+def test_the_table_lists_labels_sources_and_problems(folder):
+    table = songs.song_table(folder)
+    rows = {row[0]: dict(zip(songs.HEADERS, row)) for row in table.rows}
+    assert rows["a.wav"]["caption"] == "warm pads" and rows["a.wav"]["bpm"] == "100"
+    assert rows["a.wav"]["label sources"] == "a.json" and rows["b.wav"]["label sources"] == "b.caption.txt"
+    assert rows["c.wav"]["problem"].startswith("skipped: ") and "not valid JSON" in rows["c.wav"]["problem"]
+    assert table.files == ["a.wav", "b.wav"]
+
+
+def test_an_edit_writes_song_json_and_keeps_unknown_keys(folder):
+    values = {key: "" for key in songs.EDITABLE}
+    values.update(caption="bright keys", bpm="120", language="en")
+    written = songs.save_song(folder, "a.wav", values)
+    assert json.loads(written.read_text()) == {"caption": "bright keys", "bpm": 120, "language": "en",
+                                               "mood": "calm"}
+    untouched = {**values, "caption": "from a text file", "bpm": "", "language": ""}
+    songs.save_song(folder, "b.wav", untouched)  # nothing changed: the text file's caption is not copied
+    assert not (folder / "b.json").exists()
+    with pytest.raises(LabelError) as caught:
+        songs.save_song(folder, "a.wav", {**values, "bpm": "fast"})
+    assert caught.value.path == folder / "a.json"
+    assert json.loads((folder / "a.json").read_text())["bpm"] == 120  # a refused edit leaves the file as it was
+
+
+def test_the_preview_is_the_cached_prompt_with_the_tag(folder):
+    text = songs.prompt_preview(folder, "a.wav", "mytag", "prepend")
+    assert "mytag, warm pads" in text and "- bpm: 100" in text and "[Instrumental]" in text
+    assert "warm pads, mytag" in songs.prompt_preview(folder, "a.wav", "mytag", "append")
+
+
+def test_every_config_field_is_on_the_form():
+    fields = train_form.form_fields()
+    assert sorted(f.key for f in fields) == sorted(info.key for info in config_fields())
+    assert [f.key for f in fields[:len(train_form.COMMON)]] == list(train_form.COMMON)
+    controls = {f.key: f.control for f in fields}
+    assert controls["adapter.kind"] == "choice" and controls["log.tensorboard"] == "checkbox"
+    assert controls["adapter.rank"] == "integer" and controls["optim.betas"] == "toml"
+
+
+def test_form_values_become_the_presets_config_with_the_changes(tmp_path):
+    fields = train_form.form_fields()
+    values = train_form.preset_values("quick_test", fields)
+    assert train_form.build_config("quick_test", fields, values) == resolve_config(preset="quick_test")
+    keys = [f.key for f in fields]
+    values[keys.index("adapter.rank")] = 8
+    values[keys.index("optim.betas")] = "[0.8, 0.95]"
+    values[keys.index("adapter.kind")] = "lokr"
+    config = train_form.build_config("quick_test", fields, values)
+    assert (config.adapter.rank, config.optim.betas, config.adapter.kind.value) == (8, (0.8, 0.95), "lokr")
+    assert config == resolve_config(preset="quick_test", overrides=["adapter.rank=8", "optim.betas=[0.8, 0.95]",
+                                                                     'adapter.kind="lokr"'])
+    file = train_form.write_run_config(config, tmp_path, "run")
+    assert resolve_config(files=[file]) == config
+    values[keys.index("data.batch_size")] = 0
+    with pytest.raises(ConfigError, match="batch_size"):
+        train_form.build_config("quick_test", fields, values)

@@ -56,7 +56,7 @@ class OmniCaptioner:
             self.features = WhisperFeatureExtractor.from_pretrained(model)
             self.model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
                 model, dtype=dtype, quantization_config=quantization,
-                **({"device_map": {"": device}} if quantization else {})).eval()
+                **({"device_map": {"": str(device)}} if quantization else {})).eval()
         except (OSError, ValueError, KeyError) as err:
             raise ModelLoadError(f"cannot load Qwen2.5-Omni ({type(err).__name__}: {str(err).splitlines()[0]})",
                                  path=model, fix=f"pass --omni-model a Qwen2.5-Omni folder or Hub id, e.g. "

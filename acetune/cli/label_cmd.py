@@ -16,8 +16,8 @@ from acetune.events import Event, Finished
 def label_command(
     folder: Path = typer.Argument(..., help="Song folder (scanned recursively)."),
     checkpoint_dir: Path = typer.Option(..., help="ACE-Step checkpoints folder (DiT, vae/, acestep-5Hz-lm-*/)."),
-    with_: list[str] = typer.Option(["lm"], "--with", help="Labeller: lm (the 5 Hz LM), whisper, openai or "
-                                                          "gemini; repeatable."),
+    with_: list[str] = typer.Option(["lm"], "--with", help="Labeller: lm (the 5 Hz LM), whisper, omni "
+                                                          "(Qwen2.5-Omni), openai or gemini; repeatable."),
     fields: str = typer.Option(None, help="Comma-separated fields to write (default: all): caption,genre,lyrics,"
                                           "bpm,keyscale,timesignature,language,is_instrumental."),
     overwrite: bool = typer.Option(False, help="Also replace values you wrote yourself."),
@@ -32,6 +32,9 @@ def label_command(
                                                 "comes from OPENAI_API_KEY."),
     gemini_model: str = typer.Option(None, help="Model for --with gemini (default: gemini-2.5-flash); the key "
                                                 "comes from GEMINI_API_KEY."),
+    omni_model: str = typer.Option(None, help="Qwen2.5-Omni folder or Hub id for --with omni (default: a "
+                                              "Qwen2.5-Omni*/ folder in --checkpoint-dir, else Qwen/Qwen2.5-Omni-7B)."),
+    omni_bits: int = typer.Option(None, help="Load --with omni in 4 or 8 bits (bitsandbytes, CUDA only)."),
     temperature: float = typer.Option(0.3, min=0.0, help="LM sampling temperature (0: greedy)."),
     seed: int = typer.Option(0, help="LM sampling seed."),
 ) -> None:
@@ -44,6 +47,7 @@ def label_command(
     options = LabelOptions(with_=tuple(with_), fields=parse_fields(fields), overwrite=overwrite, dry_run=dry_run,
                            device=device, lm=lm, whisper=whisper, language=_language(language), model=model,
                            openai_model=openai_model, gemini_model=gemini_model,
+                           omni_model=omni_model, omni_bits=omni_bits,
                            lm_settings=LmSettings(temperature=temperature, seed=seed))
     console = Console(soft_wrap=True, highlight=False)
     root = Path(folder).resolve()

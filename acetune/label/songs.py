@@ -15,7 +15,7 @@ from acetune.label.fields import DEFAULT_FIELDS
 from acetune.label.lm import LmSettings
 from acetune.label.run import LabellerReady, label_dataset
 
-LABELLER_KINDS = ("lm", "whisper", "openai", "gemini")
+LABELLER_KINDS = ("lm", "whisper", "omni", "openai", "gemini")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class LabelOptions:
     model: str | None = None  # the DiT folder whose tokenizer makes the codes (default as everywhere)
     openai_model: str | None = None  # for --with openai; None: openai_captioner.DEFAULT_MODEL
     gemini_model: str | None = None  # for --with gemini; None: gemini_captioner.DEFAULT_MODEL
+    omni_model: str | None = None  # for --with omni (folder or Hub id); None: a Qwen2.5-Omni*/ folder, else the default
+    omni_bits: int | None = None  # for --with omni: 4 or 8 (bitsandbytes, CUDA only); None: full weights
 
 
 def label_songs(folder: Path | str, checkpoint_dir: Path | str, options: LabelOptions = LabelOptions()
@@ -73,6 +75,10 @@ def open_labellers(checkpoint_dir: Path, options: LabelOptions) -> list[Labeller
             from acetune.label.whisper import open_whisper
 
             labellers.append(open_whisper(checkpoint_dir, options.whisper, device, options.language))
+        elif kind == "omni":
+            from acetune.label.omni import open_omni
+
+            labellers.append(open_omni(checkpoint_dir, options.omni_model, device, lm_dtype(device), options.omni_bits))
         elif kind == "openai":
             from acetune.label.openai_captioner import OpenAICaptioner
 

@@ -77,15 +77,26 @@ class Batch:
     encoder_hidden_states: torch.Tensor  # [B, L, D]
     encoder_mask: torch.Tensor  # [B, L]
     ids: list[str]
+    # Data parallel: this rank's rows of the global micro-batch of `global_size` samples, whose random
+    # draws every rank makes whole (0 = the batch is the whole global batch).
+    offset: int = 0
+    global_size: int = 0
+
+    def __post_init__(self) -> None:
+        self.global_size = self.global_size or self.size
 
     def to(self, device: torch.device, dtype: torch.dtype) -> "Batch":
         return Batch(self.target_latents.to(device, dtype), self.frame_mask.to(device),
                      self.context_latents.to(device, dtype), self.encoder_hidden_states.to(device, dtype),
-                     self.encoder_mask.to(device), self.ids)
+                     self.encoder_mask.to(device), self.ids, self.offset, self.global_size)
 
     @property
     def size(self) -> int:
         return self.target_latents.shape[0]
+
+    @property
+    def rows(self) -> slice:
+        return slice(self.offset, self.offset + self.size)
 
 
 def collate(reader: CacheReader, items: list[Item], silence_latent: torch.Tensor, *,

@@ -60,6 +60,7 @@ from torch.utils._pytree import tree_leaves
 
 from acetune.adapters import attach
 from acetune.config import AdapterKind, OptimizerKind, RunConfig
+from acetune.errors import TrainingError
 from acetune.model.checkpoint import build_model
 from acetune.model.config import ModelConfig
 from acetune.model.masks import AttentionOptions
@@ -276,3 +277,31 @@ def estimate_memory(run: RunConfig, model_config: ModelConfig, *, frames: int | 
     optimizer = int(trainable * OPTIMIZER_BYTES_PER_PARAM[run.optim.optimizer])
     return MemoryEstimate(weights=weights, gradients=gradients, optimizer=optimizer, activations=int(activations),
                           trainable_parameters=trainable)
+
+
+# A run fits when its estimate leaves a tenth of the device for the allocator's fragmentation and the
+# CUDA context (the one threshold `acetune memory` and the full fine-tune preflight share).
+FITS_SHARE = 0.9
+
+
+def fits(need_bytes: float, have_bytes: float) -> bool:
+    return need_bytes <= FITS_SHARE * have_bytes
+
+
+def check_full_fits(config: RunConfig, model_config: ModelConfig, device: torch.device, dtype: torch.dtype,
+                    shards: int = 1) -> None:
+    """A full fine-tune that cannot fit fails before loading anything, pointing at LoRA."""
+    estimate = estimate_memory(config, model_config, dtype=dtype)
+    need = estimate.total
+    if shards > 1:  # FSDP: a rank keeps 1/N of the fp32 masters, the optimizer states and the gradients,
+        # except that accumulation micro-steps hold full gradients and the gathered (compute dtype) weights
+        accumulates = config.optim.grad_accum > 1
+        split = estimate.weights + estimate.optimizer + (0 if accumulates else estimate.gradients)
+        need -= split * (1 - 1 / shards)
+        if accumulates:
+            need += estimate.weights * torch.tensor([], dtype=dtype).element_size() / 4
+    have = torch.cuda.get_device_properties(device).total_memory
+    if not fits(need, have):
+        raise TrainingError(f"a full fine-tune needs about {need / 2**30:.1f} GiB, the GPU has {have / 2**30:.1f} GiB",
+                            fix="train a LoRA instead (--adapter lora, or a vram_* preset), or enable "
+                                "loop.gradient_checkpointing and a shorter data.crop_frames")

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from acetune.config import LossWeighting, ObjectiveConfig, TimestepMode
+from acetune.config import LossWeighting, ObjectiveConfig, Task, TimestepMode
 from acetune.model.acestep import AceStepModel, Condition
 from acetune.train.adaptive import AdaptiveTimesteps
 from acetune.train.batching import Batch
+from acetune.train.tasks import TaskInputs, TaskSampler
 
 DEFAULT_CFG_RATIO = 0.15
 # The turbo shift-3 inference steps t = 3τ / (1 + 2τ), τ = 1, 7/8, ..., 1/8: the upstream turbo trainer's t.
@@ -145,6 +146,9 @@ class Denoiser:
     null_embedding: torch.Tensor  # [1, 1, D] the learned null condition (CFG dropout)
     timestep_mu: float
     timestep_sigma: float
+    # (src [B, T, C], chunk masks [B, T, C], is_covers [B], frame mask [B, T]) -> context latents [B, T, 2C];
+    # only runs that train cover load the tokenizer and detokenizer it needs
+    context: Callable[..., torch.Tensor] | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,7 @@ class Objective:
 
     def __init__(self, config: ObjectiveConfig):
         self.config = config
+        self.tasks = TaskSampler(config)
         self.discrete = config.timesteps == TimestepMode.DISCRETE
         # the discrete schedule has no continuous t to adapt
         adaptive = config.adaptive_timestep_ratio > 0 and not self.discrete
@@ -186,10 +191,32 @@ class Objective:
             weights = min_snr_weights(t, self.config.snr_gamma).to(device)
         draws = Draws(whole.cfg_u[batch.rows].to(device), whole.noise[batch.rows].to(device),
                       whole.n_t[batch.rows], whole.n_r[batch.rows])
+        states, mask, context = self.conditions(model, batch, rng)
         out = velocity_loss(model.decoder, model.null_embedding, batch.target_latents, batch.frame_mask,
-                            batch.encoder_hidden_states, batch.encoder_mask, batch.context_latents, draws,
-                            t=t.to(device), cfg_ratio=self.config.cfg_ratio, weights=weights)
+                            states, mask, context, draws, t=t.to(device), cfg_ratio=self.config.cfg_ratio,
+                            weights=weights)
         return LossOutput(out.loss, out.per_sample, t, weights)
+
+    def conditions(self, model: Denoiser, batch: Batch,
+                   rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(encoder states, their mask, context latents) of each row under its task (train/tasks.py)."""
+        if not self.tasks.draws:
+            return batch.encoder_hidden_states, batch.encoder_mask, batch.context_latents
+        inputs = self.task_inputs(batch, rng)
+        context = torch.cat([inputs.src_latents, inputs.chunk_masks], dim=-1)
+        if bool(inputs.is_covers.any()):
+            context = model.context(inputs.src_latents, inputs.chunk_masks, inputs.is_covers,
+                                    batch.frame_mask).to(context)
+        states, mask = batch.encoder_hidden_states.clone(), batch.encoder_mask.clone()
+        for row, task in enumerate(inputs.tasks):
+            if task != Task.TEXT2MUSIC:
+                states[row], mask[row] = batch.task_conditions[task][0][row], batch.task_conditions[task][1][row]
+        return states, mask, context
+
+    def task_inputs(self, batch: Batch, rng: torch.Generator) -> TaskInputs:
+        """Each row's task, source latents, chunk mask and cover flag (drawn after the objective's draws)."""
+        tasks, uniforms = self.tasks.draw(batch.global_size, batch.rows, rng)
+        return self.tasks.inputs(tasks, uniforms, batch.target_latents, batch.context_latents)
 
     def _timesteps(self, whole: Draws, model: Denoiser, rng: torch.Generator) -> torch.Tensor:
         t = timesteps_from(whole, discrete=self.discrete, mu=model.timestep_mu, sigma=model.timestep_sigma)

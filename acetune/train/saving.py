@@ -16,6 +16,7 @@ from acetune.train.adapter_card import adapter_metadata
 from acetune.train.checkpoint import prune_checkpoints, save_checkpoint, step_folder
 from acetune.train.resume import RunState, checkpoint_state
 from acetune.train.session import Session
+from acetune.train.tasks import trained_tasks
 
 
 def metadata(session: Session, step: int) -> dict[str, str]:
@@ -24,7 +25,8 @@ def metadata(session: Session, step: int) -> dict[str, str]:
     return adapter_metadata(variant=session.plan.variant, fingerprint=session.cache_fingerprint,
                             trigger=session.trigger, adapter_kind=config.adapter.kind.value, step=step,
                             base_model=session.dit_folder.name, compute_dtype=session.compute_dtype,
-                            rope_dtype=config.loop.rope_dtype.value)
+                            rope_dtype=config.loop.rope_dtype.value,
+                            tasks=tuple(task.value for task in trained_tasks(config.objective)))
 
 
 def _ema_applied(state: RunState):

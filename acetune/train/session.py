@@ -14,24 +14,27 @@ import torch
 
 from acetune.adapters import AttachedAdapter, attach
 from acetune.audio import LATENT_FRAMES_PER_SECOND
-from acetune.config import AdapterKind, OptimizerKind, RunConfig, ScheduleConfig, SchedulerKind
+from acetune.config import AdapterKind, OptimizerKind, RunConfig, ScheduleConfig, SchedulerKind, Task
 from acetune.data.cache import CacheReader
 from acetune.data.fingerprint import Fingerprint, bundle_fingerprint, read_fingerprint, require_match
 from acetune.errors import ConfigError, TrainingError
 from acetune.events import Warned
-from acetune.model.bundle import resolve_bundle
+from acetune.model.bundle import Bundle, resolve_bundle
 from acetune.model.checkpoint import load_model, read_model_config
-from acetune.model.config import ModelConfig
 from acetune.model.devices import resolve_device, resolve_precision
 from acetune.model.masks import AttentionOptions
+from acetune.model.variant import kind_of
 from acetune.train.adapter_card import trigger_word
 from acetune.train.batching import split_indices
 from acetune.train.checkpoint import check_output_dir, clean_stale_temps
+from acetune.train.memory import check_full_fits
 from acetune.train.distributed import DistInfo, device_for, from_environment
 from acetune.train.optim import build_optimizer, build_scheduler, warmup_steps
 from acetune.train.objective import Denoiser
 from acetune.train.sharding import shard_decoder, uses_fsdp
 from acetune.train.strategy import Replicated, Sharded
+from acetune.train.task_texts import TaskTexts, encode_task_texts
+from acetune.train.tasks import check_tasks, trained_tasks
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class DataSetup:
 
     reader: CacheReader
     dit_folder: Path
+    text_encoder_folder: Path
     fingerprint: Fingerprint
     trigger: tuple[str, str]  # the cache's activation tag and its position
     train_indices: list[int]
@@ -80,6 +84,7 @@ class Session:
     device: torch.device
     compute_dtype: torch.dtype
     warnings: tuple[Warned, ...]
+    task_texts: TaskTexts | None  # the caption states under each other trained task's instruction
 
     # shorthands the savers, auditions and tests read
     reader = property(lambda self: self.data.reader)
@@ -92,31 +97,15 @@ class Session:
     def denoiser(self) -> Denoiser:
         config = self.model.config
         return Denoiser(self.strategy.forward, self.model.null_condition_emb, config.timestep_mu,
-                        config.timestep_sigma)
+                        config.timestep_sigma, context=self._context)
+
+    def _context(self, src: torch.Tensor, masks: torch.Tensor, covers: torch.Tensor,
+                 frame_mask: torch.Tensor) -> torch.Tensor:
+        silence = self.silence_latent.to(src.device)
+        return self.model.context_latents(src, masks, covers, silence, frame_mask)
 
 
-def _preflight_full(config: RunConfig, model_config: ModelConfig, device: torch.device, dtype: torch.dtype,
-                    shards: int = 1) -> None:
-    """A full fine-tune that cannot fit fails before loading anything, pointing at LoRA."""
-    from acetune.train.memory import estimate_memory
-
-    estimate = estimate_memory(config, model_config, dtype=dtype)
-    need = estimate.total
-    if shards > 1:  # FSDP: a rank keeps 1/N of the fp32 masters, the optimizer states and the gradients,
-        # except that accumulation micro-steps hold full gradients and the gathered (compute dtype) weights
-        accumulates = config.optim.grad_accum > 1
-        split = estimate.weights + estimate.optimizer + (0 if accumulates else estimate.gradients)
-        need -= split * (1 - 1 / shards)
-        if accumulates:
-            need += estimate.weights * torch.tensor([], dtype=dtype).element_size() / 4
-    have = torch.cuda.get_device_properties(device).total_memory
-    if need > 0.95 * have:
-        raise TrainingError(f"a full fine-tune needs about {need / 2**30:.1f} GiB, the GPU has {have / 2**30:.1f} GiB",
-                            fix="train a LoRA instead (--adapter lora, or a vram_* preset), or enable "
-                                "loop.gradient_checkpointing and a shorter data.crop_frames")
-
-
-def check_cache(config: RunConfig) -> tuple[CacheReader, Path, Fingerprint]:
+def check_cache(config: RunConfig) -> tuple[CacheReader, Bundle, Fingerprint]:
     """The cache exists, is non-empty, and was made by this checkpoint."""
     if not config.data.cache:
         raise ConfigError("data.cache is not set", fix="pass --cache CACHE (made by `acetune preprocess`)")
@@ -130,7 +119,7 @@ def check_cache(config: RunConfig) -> tuple[CacheReader, Path, Fingerprint]:
     stored = read_fingerprint(Path(config.data.cache))
     now = bundle_fingerprint(bundle, stored.options)
     require_match(Path(config.data.cache), now, include_options=False)
-    return reader, bundle.dit, stored
+    return reader, bundle, stored
 
 
 def check_crop(crop_frames: int, reader: CacheReader) -> None:
@@ -162,9 +151,11 @@ def build_session(config: RunConfig, *, resuming: bool, notes: tuple[Warned, ...
     compute_dtype = resolve_precision(config.loop.precision, device)
     sharded = uses_fsdp(config, dist)
     if config.adapter.kind == AdapterKind.FULL and device.type == "cuda":
-        _preflight_full(config, read_model_config(data.dit_folder), device, compute_dtype,
+        check_full_fits(config, read_model_config(data.dit_folder), device, compute_dtype,
                         shards=dist.world_size if sharded else 1)
     model, silence = setup_model(config, data.dit_folder, device, compute_dtype)
+    texts = encode_task_texts(data.reader, trained_tasks(config.objective), data.text_encoder_folder,
+                              data.dit_folder, options=model.options, device=device, dtype=compute_dtype)
     adapter = setup_adapter(config, model)
     strategy = setup_strategy(config, dist, model.decoder, adapter, device, compute_dtype, sharded, warnings)
     schedule = setup_schedule(config, warnings)
@@ -172,16 +163,17 @@ def build_session(config: RunConfig, *, resuming: bool, notes: tuple[Warned, ...
     plan = setup_plan(config, data, dist, adapter, compute_dtype, device, schedule)
     scheduler = build_scheduler(optimizer, schedule, plan.total_steps)
     return Session(config, plan, data, model, adapter, strategy, optimizer, scheduler, silence.cpu(), device,
-                   compute_dtype, (*warnings, *notes))
+                   compute_dtype, (*warnings, *notes), texts)
 
 
 def setup_data(config: RunConfig) -> DataSetup:
-    reader, dit_folder, fingerprint = check_cache(config)
+    reader, bundle, fingerprint = check_cache(config)
+    check_tasks(trained_tasks(config.objective), kind_of(fingerprint.variant))
     check_crop(config.data.crop_frames, reader)
     trigger = trigger_word(reader)
     check_tag(config.data.tag, trigger[0], Path(config.data.cache))
     train_indices, eval_indices = split_indices(reader, config.data.val_split, config.loop.seed)
-    return DataSetup(reader, dit_folder, fingerprint, trigger, train_indices, eval_indices,
+    return DataSetup(reader, bundle.dit, bundle.text_encoder, fingerprint, trigger, train_indices, eval_indices,
                      [entry.latent_length for entry in reader.entries])
 
 
@@ -200,12 +192,16 @@ def setup_model(config: RunConfig, dit_folder: Path, device: torch.device,
     options = AttentionOptions(window_convention=config.loop.window_convention, honor_padding=config.loop.honor_padding,
                                rope_dtype=config.loop.rope_dtype)
     base_dtype = compute_dtype if config.adapter.kind != AdapterKind.FULL else torch.float32
-    loaded = load_model(dit_folder, components=("decoder", "null_condition_emb"), dtype=base_dtype, device=device,
-                        options=options)
+    # cover hints come from the frozen tokenizer and detokenizer
+    covers = ("tokenizer", "detokenizer") if Task.COVER in trained_tasks(config.objective) else ()
+    loaded = load_model(dit_folder, components=("decoder", "null_condition_emb", *covers), dtype=base_dtype,
+                        device=device, options=options)
     if loaded.silence_latent is None:
         raise TrainingError("the model folder has no silence_latent.pt (needed for the context latents)",
                             path=dit_folder, fix="download silence_latent.pt into the model folder")
     loaded.model.null_condition_emb.requires_grad_(False)
+    for name in covers:
+        getattr(loaded.model, name).requires_grad_(False).eval()
     return loaded.model, loaded.silence_latent
 
 

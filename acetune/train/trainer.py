@@ -152,11 +152,12 @@ class Trainer:
     def _collate(self, global_items: list[Item]):
         """This rank's rows of a global micro-batch, padded as the whole global batch is."""
         session, size, rank = self.session, self.config.data.batch_size, self.strategy.dist.rank
-        reader = session.reader
+        reader, texts, tasks = session.reader, session.task_texts, self.objective.tasks.tasks
         frames = max(item.frames for item in global_items)
-        condition = max(reader.entries[item.index].condition_length for item in global_items)
+        condition = max(reader.entries[item.index].condition_length if texts is None else
+                        max(texts.length(reader, item.index, task) for task in tasks) for item in global_items)
         batch = collate(reader, global_items[rank * size:(rank + 1) * size], session.silence_latent,
-                        pad_frames=frames, pad_condition=condition)
+                        pad_frames=frames, pad_condition=condition, task_texts=texts, tasks=tasks)
         batch = replace(batch, offset=rank * size, global_size=len(global_items))
         return batch.to(session.device, session.compute_dtype)
 

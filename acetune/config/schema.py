@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-CONFIG_VERSION = 2  # 2: loop.rope_dtype (migrations.py)
+CONFIG_VERSION = 3  # 2: loop.rope_dtype; 3: data.num_workers removed (migrations.py)
 
 
 def option(default, help: str):
@@ -105,7 +105,6 @@ class DataConfig:
     batch_size: int = option(1, "samples per micro-batch")
     val_split: float = option(0.0, "share of the cache held out for the eval loss (0 = evaluate on the training set)")
     repeats: int = option(1, "times each song appears per epoch")
-    num_workers: int = option(0, "DataLoader worker processes")
 
 
 @dataclass(frozen=True)

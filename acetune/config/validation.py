@@ -53,7 +53,6 @@ RULES: tuple[Rule, ...] = (
     Rule("data.batch_size", lambda v: v >= 1, "must be >= 1", "use 1 and raise optim.grad_accum instead"),
     Rule("data.val_split", lambda v: 0 <= v <= 0.5, "must be in [0, 0.5]", "use 0 (no hold-out) or e.g. 0.1"),
     Rule("data.repeats", lambda v: v >= 1, "must be >= 1", "use 1"),
-    Rule("data.num_workers", lambda v: v >= 0, "must be >= 0", "use 0 (load in the main process)"),
     Rule("adapter.rank", lambda v: v >= 1, "must be >= 1", "use e.g. 16, 32 or 64"),
     Rule("adapter.alpha", lambda v: v > 0, "must be > 0", "use e.g. 2 x rank"),
     Rule("adapter.dropout", lambda v: 0 <= v < 1, "must be in [0, 1)", "use e.g. 0.1, or 0 for none"),

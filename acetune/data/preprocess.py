@@ -45,6 +45,8 @@ STAGING_DIR = ".pass1"
 LYRIC_FORMAT = "language-header"  # the newer upstream format, identical to inference
 
 
+DEFAULT_MAX_DURATION_S = 240.0  # songs are cut there unless --max-duration says otherwise
+
 CHOICES = {  # the closed choices of PreprocessConfig
     "normalize": NORMALIZATIONS,
     "latent_mode": ("sample", "mean"),
@@ -56,7 +58,7 @@ CHOICES = {  # the closed choices of PreprocessConfig
 class PreprocessConfig:
     """Options of one preprocessing run. Those in `tensor_options()` are part of the fingerprint."""
 
-    max_duration_s: float = 240.0
+    max_duration_s: float = DEFAULT_MAX_DURATION_S
     normalize: str = "none"  # none | peak | lufs
     latent_mode: str = "sample"  # sample (as ACE-Step trains) | mean
     seed: int = 0

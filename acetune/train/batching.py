@@ -17,6 +17,11 @@ from acetune.data.cache import CacheReader
 from acetune.data.encoding import text2music_context
 
 
+def crop_length(crop_frames: int, song_frames: int) -> int:
+    """Frames a crop takes from a song: `data.crop_frames`, or the whole song when it is 0 or the song is shorter."""
+    return song_frames if crop_frames <= 0 else min(crop_frames, song_frames)
+
+
 @dataclass(frozen=True)
 class Item:
     index: int  # cache index
@@ -58,7 +63,7 @@ def plan_epoch(lengths: list[int], indices: list[int], *, epoch: int, seed: int,
     items = []
     for index in order:
         total = lengths[index]
-        frames = total if crop_frames <= 0 else min(crop_frames, total)
+        frames = crop_length(crop_frames, total)
         start = coverage.choose_start(index, total - frames, rng) if frames < total else 0
         items.append(Item(index, start, frames))
     if bucketing:

@@ -60,6 +60,8 @@ from torch.utils._pytree import tree_leaves
 
 from acetune.adapters import attach
 from acetune.config import AdapterKind, OptimizerKind, RunConfig
+from acetune.audio import LATENT_FRAMES_PER_SECOND
+from acetune.data.preprocess import DEFAULT_MAX_DURATION_S
 from acetune.errors import TrainingError
 from acetune.model.checkpoint import build_model
 from acetune.model.config import ModelConfig
@@ -248,7 +250,8 @@ def _autocast_copies(named: dict[str, torch.nn.Parameter], checkpointed: set[int
 def estimate_memory(run: RunConfig, model_config: ModelConfig, *, frames: int | None = None,
                     condition: int = 300, dtype: torch.dtype = torch.bfloat16) -> MemoryEstimate:
     """Peak bytes of one training step of `run` on a model described by `model_config`."""
-    frames = frames if frames is not None else (run.data.crop_frames or 6000)
+    # whole songs (crop 0): the longest song preprocessing keeps by default
+    frames = frames if frames is not None else (run.data.crop_frames or LONGEST_SONG_FRAMES)
     model = build_model(model_config, AttentionOptions(run.loop.window_convention, honor_padding=False), meta=True)
     decoder = model.decoder.to(dtype)
     null_embedding = model.null_condition_emb.detach().to(dtype)
@@ -278,6 +281,8 @@ def estimate_memory(run: RunConfig, model_config: ModelConfig, *, frames: int | 
     return MemoryEstimate(weights=weights, gradients=gradients, optimizer=optimizer, activations=int(activations),
                           trainable_parameters=trainable)
 
+
+LONGEST_SONG_FRAMES = int(DEFAULT_MAX_DURATION_S * LATENT_FRAMES_PER_SECOND)  # 6000 (240 s)
 
 # A run fits when its estimate leaves a tenth of the device for the allocator's fragmentation and the
 # CUDA context (the one threshold `acetune memory` and the full fine-tune preflight share).

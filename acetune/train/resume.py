@@ -27,7 +27,7 @@ from acetune.train.tracker import BestTracker
 STATE_VERSION = 1
 # Fields that may change between a run and its resume without changing what is computed so far.
 RESUMABLE_CHANGES = ("save.", "log.", "audition.", "loop.epochs", "loop.max_steps", "loop.eval_every", "loop.early_stop_patience",
-                     "data.num_workers", "loop.device", "loop.fsdp")
+                     "loop.device", "loop.fsdp")
 
 
 @dataclass

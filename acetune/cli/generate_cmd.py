@@ -6,6 +6,7 @@ records how it was made.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 
@@ -15,9 +16,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from acetune.cli.adapter_specs import ALPHA_HELP, check_adapters, parse_adapter
 from acetune.cli.text import printable
-from acetune.config.schema import Precision, RopeDtype
+from acetune.config.schema import Precision, RopeDtype, Task
 from acetune.config.validation import check_seed
 from acetune.errors import AudioError, ConfigError
+
+
+class TaskChoice(str, Enum):
+    """The tasks `acetune generate` renders (extract and complete need stems and the base model)."""
+
+    TEXT2MUSIC = Task.TEXT2MUSIC.value
+    REPAINT = Task.REPAINT.value
+    COVER = Task.COVER.value
 
 
 class RopeChoice(str, Enum):
@@ -72,6 +81,18 @@ def _add_adapters(studio, adapters: list[tuple[Path, float]], headers: list, alp
                           f"{printable(repr(trigger))}; put it in --caption to call up what it learned")
 
 
+def _check_task(task: Task, src: Path | None, start: float | None, end: float | None) -> None:
+    """The task and its source agree, and the source exists, before any model loads."""
+    if task == Task.TEXT2MUSIC and src is not None:
+        raise ConfigError("--src is for --task repaint or cover", path=src, fix="add --task repaint or --task cover")
+    if task != Task.TEXT2MUSIC and src is None:
+        raise ConfigError(f"--task {task.value} edits a song: --src is missing", fix="pass --src song.wav")
+    if src is not None and not src.is_file():
+        raise ConfigError("the source song does not exist", path=src, fix="check the --src path")
+    if task != Task.REPAINT and (start is not None or end is not None):
+        raise ConfigError("--start and --end are for --task repaint", fix="drop them, or pass --task repaint")
+
+
 def generate_command(
     caption: str = typer.Option(..., help="What the music is: genre, instruments, mood (add the trigger word)."),
     checkpoint_dir: Path = typer.Option(..., help="ACE-Step checkpoints folder (or a DiT folder beside vae/)."),
@@ -102,6 +123,11 @@ def generate_command(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
     precision: Precision = typer.Option(Precision.AUTO, help="auto, fp32, bf16 or fp16."),
     overwrite: bool = typer.Option(False, help="Replace existing output files."),
+    task_choice: TaskChoice = typer.Option(TaskChoice.TEXT2MUSIC, "--task", help="text2music, repaint (a span of --src) or cover (a new "
+                                                    "rendition of --src)."),
+    src: Path = typer.Option(None, help="Source song of --task repaint or cover."),
+    start: float = typer.Option(None, help="--task repaint: start of the span to regenerate, seconds into --src."),
+    end: float = typer.Option(None, help="--task repaint: end of the span to regenerate, seconds into --src."),
 ) -> None:
     """Render music from a caption, optionally with adapters mixed in at chosen strengths."""
     from acetune.generate import Studio, Track, refuse_existing, safe_stem, take_paths, write_takes
@@ -110,8 +136,10 @@ def generate_command(
     console = Console(soft_wrap=True, highlight=False)
     if not 1 <= batch <= 64:
         raise ConfigError(f"--batch {batch} is outside [1, 64]", fix="use e.g. --batch 4")
+    task = Task(task_choice.value)
+    _check_task(task, src, start, end)  # before seconds of model loading
     track = Track(caption=caption, lyrics=_lyrics(lyrics, lyrics_file), language=language, bpm=bpm, keyscale=key,
-                  timesignature=time_signature, duration_s=duration)
+                  timesignature=time_signature, duration_s=duration, task=task)
     seeds = [seed + i for i in range(batch)]
     paths = take_paths(out, name or safe_stem(caption), seeds, audio_format)
     refuse_existing(paths, overwrite=overwrite)
@@ -120,7 +148,10 @@ def generate_command(
     rope, why = _rope_choice(rope_dtype, headers)
     with console.status("loading the model, VAE and text encoder ..."):
         studio = Studio.open(checkpoint_dir, model=model, device=device, precision=precision, variant=variant,
-                             rope_dtype=rope)
+                             rope_dtype=rope, cover=task == Task.COVER)
+        source = None if src is None else studio.load_source(task, src, start_s=start, end_s=end)
+    if source is not None:  # an edit keeps its source's length
+        track = replace(track, duration_s=source.duration_s)
     settings = studio.settings(steps=steps, shift=shift, guidance=guidance, guidance_method=guidance_method,
                                method=method)
     _add_adapters(studio, adapters, headers, adapter_alpha, caption, console)
@@ -129,10 +160,11 @@ def generate_command(
     bar = Progress(TextColumn("render"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                    disable=not console.is_terminal)
     with bar:
-        task = bar.add_task("render", total=None)
-        waveforms = studio.render(track, seeds, settings,
-                                  on_step=lambda done, total: bar.update(task, completed=done, total=total))
+        bar_task = bar.add_task("render", total=None)
+        waveforms = studio.render(track, seeds, settings, source=source,
+                                  on_step=lambda done, total: bar.update(bar_task, completed=done, total=total))
     extra = {"model": str(studio.dit_folder), "variant": studio.variant.name, "rope_dtype": rope.value,
+             "task": task.value, **({} if source is None else {"src": str(source.path), "span_frames": source.span}),
              "adapters": [{"path": str(a.path), "kind": a.kind, "strength": a.strength} for a in studio.adapters]}
     for path in write_takes(waveforms, paths, seeds, track=track, settings=settings, extra=extra,
                             overwrite=overwrite):

@@ -32,7 +32,7 @@ def estimate_memory_command(
     from acetune.model.checkpoint import read_model_config
     from acetune.model.devices import precision_dtype, resolve_device, resolve_precision
     from acetune.train.auto import AUTO, choose_auto
-    from acetune.train.memory import FITS_SHARE, estimate_memory
+    from acetune.train.memory import estimate_memory, fits
 
     console = Console(soft_wrap=True, highlight=False)
     overrides = list(set_ or []) + ([f'data.checkpoint_dir="{checkpoint_dir}"'] if checkpoint_dir else [])
@@ -57,7 +57,7 @@ def estimate_memory_command(
     console.print(table)
     if memory_gib is not None:
         need = estimate.total / 2**30
-        if need > FITS_SHARE * memory_gib:
+        if not fits(estimate.total, memory_gib * 2**30):
             console.print(f"[red]does not fit[/]: {need:.1f} GiB predicted for {memory_gib:.0f} GiB. Try "
                           "--set loop.gradient_checkpointing=1.0, a shorter data.crop_frames, or a LoRA preset "
                           "(`acetune presets list`).")

@@ -41,6 +41,8 @@ from acetune.config.schema import (
     SaveConfig,
     ScheduleConfig,
     SchedulerKind,
+    Task,
+    TaskMix,
     TimestepMode,
 )
 from acetune.config.user_presets import PresetInfo, export_preset, import_preset, list_presets, preset_text, save_preset
@@ -49,7 +51,7 @@ from acetune.config.validation import validate
 __all__ = [
     "CONFIG_VERSION", "AdapterConfig", "AdapterKind", "AttentionTargets", "AuditionConfig", "BestMetric", "DataConfig", "LogConfig",
     "LoopConfig", "LossWeighting", "ObjectiveConfig", "OptimConfig", "OptimizerKind", "Precision", "RunConfig",
-    "SaveConfig", "ScheduleConfig", "SchedulerKind", "TimestepMode",
+    "SaveConfig", "ScheduleConfig", "SchedulerKind", "Task", "TaskMix", "TimestepMode",
     # loading, overrides, writing
     "MIGRATIONS", "apply_overrides", "config_deltas", "config_diff", "config_from_dict", "config_layer",
     "config_to_dict", "dumps_toml", "load_config_file", "merge_dicts", "migrate", "resolve_config", "validate",

@@ -25,7 +25,15 @@ def _rope_dtype_was_fp32(data: dict) -> dict:
     return data
 
 
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _rope_dtype_was_fp32}
+def _num_workers_removed(data: dict) -> dict:
+    """2 -> 3: `data.num_workers` was declared but read by nothing (samples load memory-mapped in the loop)."""
+    section = data.get("data")
+    if isinstance(section, dict):
+        section.pop("num_workers", None)
+    return data
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _rope_dtype_was_fp32, 2: _num_workers_removed}
 
 
 def migrate(data: dict, *, source: str, current: int = CONFIG_VERSION) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-CONFIG_VERSION = 2  # 2: loop.rope_dtype (migrations.py)
+CONFIG_VERSION = 3  # 2: loop.rope_dtype; 3: data.num_workers removed (migrations.py)
 
 
 def option(default, help: str):
@@ -37,6 +37,17 @@ class AttentionTargets(str, Enum):
 class TimestepMode(str, Enum):
     LOGIT_NORMAL = "logit_normal"  # the pre-training sampler: max of two logit-normal draws
     DISCRETE = "discrete"  # the 8 turbo shift-3 values (reproduction of the upstream turbo trainer)
+
+
+class Task(str, Enum):
+    """What an adapter is trained to do (docs/training.md, Tasks; the conditioning is in train/tasks.py)."""
+
+    TEXT2MUSIC = "text2music"  # a song from its caption and lyrics
+    REPAINT = "repaint"  # regenerate a span of a song, the rest kept
+    COVER = "cover"  # a new rendition from a song's semantic hints
+    EXTRACT = "extract"  # one stem out of a mix (needs stems)
+    COMPLETE = "complete"  # the full track around a partial one (needs stems)
+    MIXED = "mixed"  # per sample, a task drawn from objective.task_mix
 
 
 class LossWeighting(str, Enum):
@@ -94,7 +105,6 @@ class DataConfig:
     batch_size: int = option(1, "samples per micro-batch")
     val_split: float = option(0.0, "share of the cache held out for the eval loss (0 = evaluate on the training set)")
     repeats: int = option(1, "times each song appears per epoch")
-    num_workers: int = option(0, "DataLoader worker processes")
 
 
 @dataclass(frozen=True)
@@ -118,12 +128,26 @@ class AdapterConfig:
 
 
 @dataclass(frozen=True)
+class TaskMix:
+    """Relative weights of the tasks a `mixed` run draws per sample (0 = not trained)."""
+
+    text2music: float = option(1.0, "weight of text2music samples")
+    repaint: float = option(1.0, "weight of repaint samples")
+    cover: float = option(1.0, "weight of cover samples")
+    extract: float = option(0.0, "weight of extract samples (needs stems)")
+    complete: float = option(0.0, "weight of complete samples (needs stems)")
+
+
+@dataclass(frozen=True)
 class ObjectiveConfig:
     timesteps: TimestepMode = option(TimestepMode.LOGIT_NORMAL, "logit_normal (pre-training; mu/sigma from config.json) or discrete")
     cfg_ratio: float = option(0.15, "probability of replacing a sample's condition with the null embedding")
     loss_weighting: LossWeighting = option(LossWeighting.NONE, "none or min_snr")
     snr_gamma: float = option(5.0, "min-SNR gamma")
     adaptive_timestep_ratio: float = option(0.0, "share of each batch drawn from loss-weighted timestep bins (0 = off)")
+    task: Task = option(Task.TEXT2MUSIC, "what the adapter learns: text2music, repaint, cover, extract, complete "
+                                         "or mixed (a task per sample from task_mix)")
+    task_mix: TaskMix = field(default_factory=TaskMix, metadata={"help": "task weights of a mixed run"})
 
 
 @dataclass(frozen=True)
@@ -203,6 +227,11 @@ class AuditionConfig:
     shift: float = option(0.0, "sampler shift (0 = the variant's recommendation)")
     guidance: float = option(0.0, "CFG scale for base/sft (0 = the variant's recommendation; turbo has none)")
     add_trigger: bool = option(True, "put the run's activation tag into each prompt as it was trained")
+    tasks: tuple[Task, ...] = option((Task.TEXT2MUSIC,), "tasks to render each prompt with: text2music, repaint, "
+                                                         "cover (repaint and cover edit audition.source)")
+    source: str = option("", "source song of repaint and cover auditions")
+    repaint_start_s: float = option(0.0, "repaint auditions: start of the span to regenerate (seconds into source)")
+    repaint_end_s: float = option(0.0, "repaint auditions: end of the span (0 = the middle third of the source)")
     format: str = option("wav", "audio format: wav, flac, mp3, ogg, opus, m4a or aac")
 
 

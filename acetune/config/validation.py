@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from acetune.config.schema import AdapterKind, RunConfig
+from acetune.config.schema import AdapterKind, RunConfig, Task
 from acetune.errors import ConfigError, echoed
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -53,7 +53,6 @@ RULES: tuple[Rule, ...] = (
     Rule("data.batch_size", lambda v: v >= 1, "must be >= 1", "use 1 and raise optim.grad_accum instead"),
     Rule("data.val_split", lambda v: 0 <= v <= 0.5, "must be in [0, 0.5]", "use 0 (no hold-out) or e.g. 0.1"),
     Rule("data.repeats", lambda v: v >= 1, "must be >= 1", "use 1"),
-    Rule("data.num_workers", lambda v: v >= 0, "must be >= 0", "use 0 (load in the main process)"),
     Rule("adapter.rank", lambda v: v >= 1, "must be >= 1", "use e.g. 16, 32 or 64"),
     Rule("adapter.alpha", lambda v: v > 0, "must be > 0", "use e.g. 2 x rank"),
     Rule("adapter.dropout", lambda v: 0 <= v < 1, "must be in [0, 1)", "use e.g. 0.1, or 0 for none"),
@@ -63,6 +62,8 @@ RULES: tuple[Rule, ...] = (
     Rule("objective.cfg_ratio", lambda v: 0 <= v <= 1, "must be in [0, 1]", "use e.g. 0.15"),
     Rule("objective.snr_gamma", lambda v: v > 0, "must be > 0", "use e.g. 5.0"),
     Rule("objective.adaptive_timestep_ratio", lambda v: 0 <= v <= 1, "must be in [0, 1]", "use 0 (off)"),
+    *(Rule(f"objective.task_mix.{task}", lambda v: v >= 0, "must be >= 0", "use 0 (not trained) or a positive weight")
+      for task in ("text2music", "repaint", "cover", "extract", "complete")),
     Rule("optim.lr", lambda v: v > 0, "must be > 0", "use e.g. 1e-4 (Prodigy: 1.0)"),
     Rule("optim.weight_decay", lambda v: v >= 0, "must be >= 0", "use e.g. 0.01, or 0 for none"),
     Rule("optim.betas", _each(lambda v: 0 <= v < 1), "must each be in [0, 1)", "use [0.9, 0.999]"),
@@ -119,10 +120,21 @@ def validate(config: RunConfig) -> None:
     if adapter.kind is not AdapterKind.FULL and not adapter.projections and not adapter.target_mlp:
         problems.append(("adapter.projections", (), "is empty and adapter.target_mlp is false: nothing to adapt",
                          "list projections such as q_proj, v_proj, or set adapter.target_mlp = true"))
+    objective = config.objective
+    if objective.task is Task.MIXED and not any(vars(objective.task_mix).values()):
+        problems.append(("objective.task_mix", "all 0", "gives a mixed run no task to train",
+                         "give a task a positive weight, e.g. --set objective.task_mix.repaint=1"))
     audition = config.audition
     if (audition.every_steps or audition.every_epochs) and not audition.prompts:
         problems.append(("audition.prompts", (), "is empty but auditions are scheduled",
                          "list captions, e.g. prompts = [\"warm lo-fi piano\"], or set every_steps = 0"))
+    edits = [task for task in audition.tasks if task in (Task.REPAINT, Task.COVER)]
+    if edits and not audition.source:
+        problems.append(("audition.source", "", f"is empty but audition.tasks has {edits[0].value}",
+                         "set audition.source to a song file, or drop repaint and cover from audition.tasks"))
+    if any(task not in (Task.TEXT2MUSIC, Task.REPAINT, Task.COVER) for task in audition.tasks):
+        problems.append(("audition.tasks", [t.value for t in audition.tasks], "may only list text2music, repaint "
+                         "and cover", "drop the other tasks"))
     if not problems:
         return
     if len(problems) == 1:

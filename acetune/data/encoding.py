@@ -63,6 +63,26 @@ def text2music_context(silence_latent: torch.Tensor, frames: int) -> torch.Tenso
     return torch.cat([source, torch.ones_like(source)], dim=-1)
 
 
+def task_source(song: torch.Tensor, silence_source: torch.Tensor, *, repaint: tuple[int, int] | None = None,
+                cover: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(source latents [T, C], chunk mask [T, C]) of an edit task on `song` [T, C] (spec model.md §5.1).
+
+    `silence_source` [T, C] is the text2music source at the same positions. Repaint: the song with
+    the span [start, end) replaced by the silence source, the mask 1 inside the span and 0 elsewhere.
+    Cover (and extract, complete): the song and a mask of ones; for a cover the model then replaces the
+    source by its semantic hints (`is_covers`). Neither: the text2music source and a mask of ones.
+    """
+    mask = torch.ones_like(song)
+    if repaint is None:
+        return (song.clone() if cover else silence_source.clone()), mask
+    start, end = repaint
+    source = song.clone()
+    source[start:end] = silence_source[start:end]
+    mask.zero_()
+    mask[start:end] = 1
+    return source, mask
+
+
 @dataclass(frozen=True)
 class AudioTextFeatures:
     """Pass-1 output for one sample."""
@@ -99,6 +119,9 @@ def encode_audio_and_text(
     text = text_encoder.encode_caption(prompt).cpu()
     lyrics = text_encoder.embed_lyrics(lyric_text).cpu()
     return AudioTextFeatures(latents, text, lyrics, silent)
+
+
+TIMBRE_REFERENCES = ("silence", "zero-frame")
 
 
 def timbre_reference(mode: str, silence_latent: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ changed; songs that disappeared are dropped; bad audio files are skipped and rep
 
 from __future__ import annotations
 
+import difflib
 import gc
 import hashlib
 import json
@@ -21,11 +22,12 @@ import torch
 
 from acetune.atomic import check_writable
 from acetune.audio import load_audio, open_regular_file, probe_audio
+from acetune.audio.prepare import NORMALIZATIONS
 from acetune.data.cache import FINGERPRINT_FILE, INDEX_FILE, CacheEntry, CacheReader, CacheWriter, read_index
 from acetune.data.captions import genre_indices, select_caption
 from acetune.data.dataset import Dataset, DatasetSample
-from acetune.data.encoding import (MIN_DURATION_S, AudioTextFeatures, check_encodable, encode_audio_and_text,
-                                   encode_condition, sample_generator, timbre_reference)
+from acetune.data.encoding import (MIN_DURATION_S, TIMBRE_REFERENCES, AudioTextFeatures, check_encodable,
+                                   encode_audio_and_text, encode_condition, sample_generator, timbre_reference)
 from acetune.data.fingerprint import Fingerprint, bundle_fingerprint, read_fingerprint, write_fingerprint
 from acetune.data.prompts import build_caption_prompt, build_lyric_text, build_metas
 from acetune.errors import AcetuneError, AudioError, CacheError, CacheMismatchError, ConfigError
@@ -43,11 +45,20 @@ STAGING_DIR = ".pass1"
 LYRIC_FORMAT = "language-header"  # the newer upstream format, identical to inference
 
 
+DEFAULT_MAX_DURATION_S = 240.0  # songs are cut there unless --max-duration says otherwise
+
+CHOICES = {  # the closed choices of PreprocessConfig
+    "normalize": NORMALIZATIONS,
+    "latent_mode": ("sample", "mean"),
+    "timbre_reference": TIMBRE_REFERENCES,
+}
+
+
 @dataclass(frozen=True)
 class PreprocessConfig:
     """Options of one preprocessing run. Those in `tensor_options()` are part of the fingerprint."""
 
-    max_duration_s: float = 240.0
+    max_duration_s: float = DEFAULT_MAX_DURATION_S
     normalize: str = "none"  # none | peak | lufs
     latent_mode: str = "sample"  # sample (as ACE-Step trains) | mean
     seed: int = 0
@@ -61,6 +72,18 @@ class PreprocessConfig:
     model: str | None = None  # DiT folder inside the checkpoint dir
     shard_max_mb: int = 256
     flush_every: int = 32
+
+    def __post_init__(self) -> None:
+        """A misspelt choice is a named error at once (before any model loads), with the closest choice."""
+        for name, choices in CHOICES.items():
+            value = getattr(self, name)
+            if value not in choices:
+                close = ([c for c in choices if c.startswith(str(value))] or
+                         difflib.get_close_matches(str(value), choices, n=1))
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{flag} {value!r} is not one of {', '.join(choices)}"
+                                  + (f"; did you mean {close[0]!r}?" if close else ""),
+                                  fix=f"pass {flag} {close[0] if close else choices[0]}")
 
     def tensor_options(self) -> dict:
         keys = ("max_duration_s", "normalize", "latent_mode", "seed", "chunk_s", "overlap_s", "storage_dtype",

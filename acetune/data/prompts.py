@@ -7,6 +7,16 @@ from __future__ import annotations
 
 DEFAULT_DIT_INSTRUCTION = "Fill the audio semantic mask based on the given conditions:"
 
+# The instruction line of each task (spec model.md §7.1); extract and complete name no track here
+# (the forms without {TRACK_NAME} / {TRACK_CLASSES}). "cover" is the string that sets `is_covers`.
+TASK_INSTRUCTIONS = {
+    "text2music": DEFAULT_DIT_INSTRUCTION,
+    "repaint": "Repaint the mask area based on the given conditions:",
+    "cover": "Generate audio semantic tokens based on the given conditions:",
+    "extract": "Extract the track from the audio:",
+    "complete": "Complete the input track:",
+}
+
 # Filled positionally with (instruction, caption, metas). Ends with a newline after <|endoftext|>.
 SFT_GEN_PROMPT = "# Instruction\n{}\n\n# Caption\n{}\n\n# Metas\n{}<|endoftext|>\n"
 
@@ -35,6 +45,14 @@ def build_caption_prompt(caption: str, metas: str, instruction: str = DEFAULT_DI
     if not instruction.endswith(":"):
         instruction = instruction + ":"
     return SFT_GEN_PROMPT.format(instruction, caption, metas)
+
+
+def with_instruction(prompt: str, instruction: str) -> str:
+    """A caption prompt built with DEFAULT_DIT_INSTRUCTION, rebuilt with another task's instruction."""
+    head = SFT_GEN_PROMPT.split("{}", 1)[0] + DEFAULT_DIT_INSTRUCTION
+    if not prompt.startswith(head):
+        raise ValueError("not a text2music caption prompt")
+    return SFT_GEN_PROMPT.split("{}", 1)[0] + instruction + prompt[len(head):]
 
 
 def build_lyric_text(lyrics: str, language: str) -> str:

@@ -31,12 +31,16 @@ def encode_track(model: AceStepModel, text_encoder: TextEncoder, track: Track,
 @torch.no_grad()
 def render_latents(model: AceStepModel, states: torch.Tensor, frames: int, seeds: Sequence[int],
                    settings: SamplerSettings, silence_latent: torch.Tensor, *,
-                   on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """Sample clean latents [len(seeds), frames, C] (float32, CPU) for one condition."""
+                   on_step: Callable[[int, int], None] | None = None,
+                   context: torch.Tensor | None = None) -> torch.Tensor:
+    """Sample clean latents [len(seeds), frames, C] (float32, CPU) for one condition.
+
+    `context` [frames, 2C]: an edit task's context latents (`sources.source_context`); default text2music.
+    """
     weight = model.null_condition_emb
     device, dtype = weight.device, weight.dtype
     batch = len(seeds)
-    context = text2music_context(silence_latent, frames)
+    context = text2music_context(silence_latent, frames) if context is None else context
     condition = Condition(
         encoder_hidden_states=states[None].expand(batch, -1, -1).to(device, dtype),
         encoder_attention_mask=torch.ones(batch, states.shape[0], dtype=torch.bool, device=device),

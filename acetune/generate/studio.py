@@ -21,6 +21,7 @@ from acetune.config import Precision
 from acetune.config.schema import RopeDtype
 from acetune.errors import ConfigError, ModelLoadError
 from acetune.generate.render import decode_audio, encode_track, render_latents
+from acetune.generate.sources import Source, load_source, source_context
 from acetune.generate.tracks import Track
 from acetune.model.acestep import AceStepModel
 from acetune.model.bundle import resolve_bundle
@@ -33,6 +34,7 @@ from acetune.model.variant import Variant
 from acetune.model.vae import load_vae
 
 GENERATION_COMPONENTS = ("decoder", "encoder", "null_condition_emb")
+COVER_COMPONENTS = ("tokenizer", "detokenizer")  # the semantic hints of a cover's source
 
 
 def rope_dtype_for(metadatas: Sequence[dict[str, str]]) -> tuple[RopeDtype, str]:
@@ -65,16 +67,18 @@ class Studio:
     @classmethod
     def open(cls, checkpoint_dir: str | Path, *, model: str | None = None, device: str = "auto",
              precision: Precision = Precision.AUTO, variant: str | None = None,
-             rope_dtype: RopeDtype | str = RopeDtype.MODEL) -> Studio:
+             rope_dtype: RopeDtype | str = RopeDtype.MODEL, cover: bool = False) -> Studio:
         """Load DiT, VAE and text encoder from a checkpoints folder (or a DiT folder with siblings).
 
         `rope_dtype`: RoPE frequencies rounded to the compute dtype as the official app does
-        (`model`), or fp32; `rope_dtype_for` picks the one the adapters were trained with.
+        (`model`), or fp32; `rope_dtype_for` picks the one the adapters were trained with. `cover`
+        also loads the tokenizer and detokenizer (the cover task's source hints).
         """
         bundle = resolve_bundle(checkpoint_dir, model)
         torch_device = resolve_device(device)
         dtype = resolve_precision(precision, torch_device)
-        loaded = load_model(bundle.dit, components=GENERATION_COMPONENTS, dtype=dtype, device=torch_device,
+        components = GENERATION_COMPONENTS + (COVER_COMPONENTS if cover else ())
+        loaded = load_model(bundle.dit, components=components, dtype=dtype, device=torch_device,
                             variant=variant, options=AttentionOptions(rope_dtype=rope_dtype))
         if loaded.silence_latent is None:
             raise ModelLoadError("the model folder has no silence_latent.pt (generation starts from it)",
@@ -98,6 +102,11 @@ class Studio:
         return self.patcher.loaded
 
     # --- rendering -----------------------------------------------------------------------
+    def load_source(self, task, path: str | Path, *, start_s: float | None = None,
+                    end_s: float | None = None) -> Source:
+        """The song a repaint or cover edits, encoded by this studio's VAE."""
+        return load_source(task, Path(path), self.vae, start_s=start_s, end_s=end_s)
+
     def settings(self, **overrides) -> SamplerSettings:
         """The variant's recommended sampler settings with `overrides` (None values are ignored)."""
         kind = self.variant.kind
@@ -107,9 +116,14 @@ class Studio:
         return SamplerSettings.for_variant(kind, **overrides)
 
     def render(self, track: Track, seeds: Sequence[int], settings: SamplerSettings, *,
-               on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
-        """One track at each seed -> waveforms [len(seeds), 2, track.samples] (48 kHz, float32, CPU)."""
+               on_step: Callable[[int, int], None] | None = None, source: Source | None = None) -> torch.Tensor:
+        """One track at each seed -> waveforms [len(seeds), 2, track.samples] (48 kHz, float32, CPU).
+
+        `source`: the song a repaint or cover edits (`load_source`); the track's task must match it.
+        """
         states = encode_track(self.model, self.text_encoder, track, self.silence_latent)
+        context = None if source is None else source_context(self.model, source, track.render_frames,
+                                                             self.silence_latent)
         latents = render_latents(self.model, states, track.render_frames, seeds, settings, self.silence_latent,
-                                 on_step=on_step)
+                                 on_step=on_step, context=context)
         return decode_audio(self.vae, latents[:, :track.frames], track.samples)

@@ -10,7 +10,8 @@ from dataclasses import dataclass, replace
 
 from acetune.audio import SAMPLES_PER_LATENT_FRAME, TARGET_SAMPLE_RATE
 from acetune.data.captions import apply_tag
-from acetune.data.prompts import build_caption_prompt, build_lyric_text, build_metas
+from acetune.config import Task
+from acetune.data.prompts import TASK_INSTRUCTIONS, build_caption_prompt, build_lyric_text, build_metas
 from acetune.errors import ConfigError
 
 MIN_FRAMES = 128  # the app pads every generation to at least 128 latent frames (5.12 s), then trims
@@ -26,6 +27,7 @@ class Track:
     keyscale: str | None = None
     timesignature: str | None = None
     duration_s: float = 30.0
+    task: Task = Task.TEXT2MUSIC  # its instruction heads the caption prompt (repaint and cover need a Source)
 
     def __post_init__(self) -> None:
         if not self.caption.strip():
@@ -39,7 +41,7 @@ class Track:
     @property
     def prompt(self) -> str:
         metas = build_metas(self.bpm, self.timesignature, self.keyscale, self.duration_s)
-        return build_caption_prompt(self.caption, metas)
+        return build_caption_prompt(self.caption, metas, TASK_INSTRUCTIONS[self.task.value])
 
     @property
     def lyric_text(self) -> str:

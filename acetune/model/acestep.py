@@ -92,6 +92,15 @@ class AceStepModel(nn.Module):
         states, mask = self.encoder(text_hidden_states, text_attention_mask, lyric_hidden_states,
                                     lyric_attention_mask, refer_audio_acoustic_hidden_states_packed,
                                     refer_audio_order_mask)
+        context = self.context_latents(src_latents, chunk_masks, is_covers, silence_latent, attention_mask,
+                                       precomputed_lm_hints_25hz)
+        return Condition(states, mask, context)
+
+    @torch.no_grad()
+    def context_latents(self, src_latents: torch.Tensor, chunk_masks: torch.Tensor, is_covers: torch.Tensor,
+                        silence_latent: torch.Tensor, attention_mask: torch.Tensor,
+                        precomputed_lm_hints_25hz: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, T, 2C]: the source (its tokenize -> detokenize hints where `is_covers`) beside the chunk mask."""
         frames = src_latents.shape[1]
         src = src_latents.to(self.dtype)
         covers = is_covers.to(src.device) > 0
@@ -103,5 +112,4 @@ class AceStepModel(nn.Module):
                 quantized, _, _ = self.tokenize(src, silence_latent, attention_mask)
                 hints = self.detokenize(quantized)[:, :frames]
             src = torch.where(covers[:, None, None], hints, src)
-        context = torch.cat([src, chunk_masks.to(src.dtype)], dim=-1)
-        return Condition(states, mask, context)
+        return torch.cat([src, chunk_masks.to(src.dtype)], dim=-1)

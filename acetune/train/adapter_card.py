@@ -35,12 +35,16 @@ def recommended_sampler(variant: str) -> SamplerSettings | None:
 
 
 def adapter_metadata(*, variant: str, fingerprint: Fingerprint, trigger: tuple[str, str], adapter_kind: str,
-                     step: int, base_model: str, compute_dtype: torch.dtype, rope_dtype: str) -> dict[str, str]:
-    """String -> string metadata for `save_adapter` (safetensors headers hold only strings)."""
+                     step: int, base_model: str, compute_dtype: torch.dtype, rope_dtype: str,
+                     tasks: tuple[str, ...] = ("text2music",)) -> dict[str, str]:
+    """String -> string metadata for `save_adapter` (safetensors headers hold only strings).
+
+    `tasks`: what the adapter was trained to do (comma-separated, e.g. "text2music,repaint,cover").
+    """
     metadata = {"acetune_version": __version__, "variant": variant, "base_model": base_model, "step": str(step),
                 "cache_fingerprint": fingerprint.model[:16], "adapter": adapter_kind,
                 "trigger_word": trigger[0], "tag_position": trigger[1], "precision": short_dtype_name(compute_dtype),
-                "rope_dtype": rope_dtype}
+                "rope_dtype": rope_dtype, "tasks": ",".join(tasks)}
     settings = recommended_sampler(variant)
     if settings is not None:
         metadata.update(recommended_shift=f"{settings.shift:g}", recommended_steps=str(settings.step_count),

@@ -17,6 +17,11 @@ from acetune.data.cache import CacheReader
 from acetune.data.encoding import text2music_context
 
 
+def crop_length(crop_frames: int, song_frames: int) -> int:
+    """Frames a crop takes from a song: `data.crop_frames`, or the whole song when it is 0 or the song is shorter."""
+    return song_frames if crop_frames <= 0 else min(crop_frames, song_frames)
+
+
 @dataclass(frozen=True)
 class Item:
     index: int  # cache index
@@ -58,7 +63,7 @@ def plan_epoch(lengths: list[int], indices: list[int], *, epoch: int, seed: int,
     items = []
     for index in order:
         total = lengths[index]
-        frames = total if crop_frames <= 0 else min(crop_frames, total)
+        frames = crop_length(crop_frames, total)
         start = coverage.choose_start(index, total - frames, rng) if frames < total else 0
         items.append(Item(index, start, frames))
     if bucketing:
@@ -77,43 +82,69 @@ class Batch:
     encoder_hidden_states: torch.Tensor  # [B, L, D]
     encoder_mask: torch.Tensor  # [B, L]
     ids: list[str]
+    # Data parallel: this rank's rows of the global micro-batch of `global_size` samples, whose random
+    # draws every rank makes whole (0 = the batch is the whole global batch).
+    offset: int = 0
+    global_size: int = 0
+    # Task training: the packed condition states (and masks) of every row under each other trained task,
+    # padded like `encoder_hidden_states` (`TaskTexts`); the objective picks each row's task
+    task_conditions: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.global_size = self.global_size or self.size
 
     def to(self, device: torch.device, dtype: torch.dtype) -> "Batch":
+        conditions = {task: (states.to(device, dtype), mask.to(device))
+                      for task, (states, mask) in self.task_conditions.items()}
         return Batch(self.target_latents.to(device, dtype), self.frame_mask.to(device),
                      self.context_latents.to(device, dtype), self.encoder_hidden_states.to(device, dtype),
-                     self.encoder_mask.to(device), self.ids)
+                     self.encoder_mask.to(device), self.ids, self.offset, self.global_size, conditions)
 
     @property
     def size(self) -> int:
         return self.target_latents.shape[0]
 
+    @property
+    def rows(self) -> slice:
+        return slice(self.offset, self.offset + self.size)
+
 
 def collate(reader: CacheReader, items: list[Item], silence_latent: torch.Tensor, *,
-            pad_frames: int = 0, pad_condition: int = 0) -> Batch:
+            pad_frames: int = 0, pad_condition: int = 0, task_texts=None, tasks: tuple = ()) -> Batch:
     """Load, crop and zero-pad (frames and condition tokens), with masks marking the real positions.
 
     `pad_frames` / `pad_condition` pad further (a data-parallel rank pads to its global batch).
+    With `task_texts` (`TaskTexts`), the conditions of each other task in `tasks` come too.
     """
     frames = max(max(item.frames for item in items), pad_frames)
-    lengths = [reader.entries[item.index].condition_length for item in items]
-    cond_len = max(max(lengths), pad_condition)
-    latents, contexts, states = [], [], []
+    loaded = [reader.load(item.index) for item in items]
+    latents, contexts = [], []
     frame_mask = torch.zeros(len(items), frames, dtype=torch.long)
-    cond_mask = torch.zeros(len(items), cond_len, dtype=torch.long)
-    for row, item in enumerate(items):
-        tensors = reader.load(item.index)
+    for row, (item, tensors) in enumerate(zip(items, loaded)):
         end = item.start + item.frames
         window = tensors["target_latents"][item.start:end].float()  # a view of the mapped shard until here
         context = text2music_context(silence_latent, end)[item.start:]
         pad = frames - item.frames
         latents.append(torch.nn.functional.pad(window, (0, 0, 0, pad)))
         contexts.append(torch.nn.functional.pad(context, (0, 0, 0, pad)))
-        condition = tensors["encoder_hidden_states"].float()
-        states.append(torch.nn.functional.pad(condition, (0, 0, 0, cond_len - condition.shape[0])))
         frame_mask[row, :item.frames] = 1
-        cond_mask[row, :condition.shape[0]] = 1
-    return Batch(torch.stack(latents), frame_mask, torch.stack(contexts), torch.stack(states), cond_mask,
-                 [reader.entries[item.index].id for item in items])
+    cached = [tensors["encoder_hidden_states"].float() for tensors in loaded]
+    others = [task for task in tasks if task_texts is not None and task.value != "text2music"]
+    per_task = {task: [task_texts.states(states, item.index, task) for states, item in zip(cached, items)]
+                for task in others}
+    length = max([pad_condition, *(s.shape[0] for s in cached), *(s.shape[0] for v in per_task.values() for s in v)])
+    states, cond_mask = _pad_conditions(cached, length)
+    return Batch(torch.stack(latents), frame_mask, torch.stack(contexts), states, cond_mask,
+                 [reader.entries[item.index].id for item in items],
+                 task_conditions={task: _pad_conditions(rows, length) for task, rows in per_task.items()})
+
+
+def _pad_conditions(rows: list[torch.Tensor], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, length, D] zero-padded states and their [B, length] mask (1 = real)."""
+    mask = torch.zeros(len(rows), length, dtype=torch.long)
+    for row, states in enumerate(rows):
+        mask[row, :states.shape[0]] = 1
+    return torch.stack([torch.nn.functional.pad(s, (0, 0, 0, length - s.shape[0])) for s in rows]), mask
 
 
 def split_indices(reader: CacheReader, val_split: float, seed: int) -> tuple[list[int], list[int]]:

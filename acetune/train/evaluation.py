@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from acetune.data.cache import CacheReader
-from acetune.train.batching import Item, collate
+from acetune.train.batching import Item, collate, crop_length
 from acetune.train.objective import Draws, velocity_loss
 
 
@@ -24,7 +24,7 @@ def eval_loss(decoder, null_embedding: torch.Tensor, reader: CacheReader, indice
     try:
         for index in indices:
             length = reader.entries[index].latent_length
-            frames = length if crop_frames <= 0 else min(crop_frames, length)
+            frames = crop_length(crop_frames, length)
             batch = collate(reader, [Item(index, 0, frames)], silence_latent).to(device, dtype)
             for value in timesteps:
                 noise = torch.randn(batch.target_latents.shape, generator=generator).to(device, dtype)

@@ -60,6 +60,9 @@ from torch.utils._pytree import tree_leaves
 
 from acetune.adapters import attach
 from acetune.config import AdapterKind, OptimizerKind, RunConfig
+from acetune.audio import LATENT_FRAMES_PER_SECOND
+from acetune.data.preprocess import DEFAULT_MAX_DURATION_S
+from acetune.errors import TrainingError
 from acetune.model.checkpoint import build_model
 from acetune.model.config import ModelConfig
 from acetune.model.masks import AttentionOptions
@@ -71,8 +74,6 @@ OPTIMIZER_BYTES_PER_PARAM = {  # fp32 states per trainable parameter
 STEP_TEMPORARIES = 2  # parameter-sized fp32 temporaries of an unfused per-tensor optimizer update
 _LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
-FITS_SHARE = 0.9  # a config fits when its peak is under this share of the device: a tenth is left for the
-# allocator's fragmentation and the CUDA context (`acetune estimate-memory`, the web app's Train page)
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,8 @@ def _autocast_copies(named: dict[str, torch.nn.Parameter], checkpointed: set[int
 def estimate_memory(run: RunConfig, model_config: ModelConfig, *, frames: int | None = None,
                     condition: int = 300, dtype: torch.dtype = torch.bfloat16) -> MemoryEstimate:
     """Peak bytes of one training step of `run` on a model described by `model_config`."""
-    frames = frames if frames is not None else (run.data.crop_frames or 6000)
+    # whole songs (crop 0): the longest song preprocessing keeps by default
+    frames = frames if frames is not None else (run.data.crop_frames or LONGEST_SONG_FRAMES)
     model = build_model(model_config, AttentionOptions(run.loop.window_convention, honor_padding=False), meta=True)
     decoder = model.decoder.to(dtype)
     null_embedding = model.null_condition_emb.detach().to(dtype)
@@ -279,3 +281,34 @@ def estimate_memory(run: RunConfig, model_config: ModelConfig, *, frames: int | 
     optimizer = int(trainable * OPTIMIZER_BYTES_PER_PARAM[run.optim.optimizer])
     return MemoryEstimate(weights=weights, gradients=gradients, optimizer=optimizer, activations=int(activations),
                           trainable_parameters=trainable)
+
+
+LONGEST_SONG_FRAMES = int(DEFAULT_MAX_DURATION_S * LATENT_FRAMES_PER_SECOND)  # 6000 (240 s)
+
+# A run fits when its estimate leaves a tenth of the device for the allocator's fragmentation and the
+# CUDA context (the one threshold `acetune estimate-memory`, the web app's Train page and the full fine-tune
+# preflight share).
+FITS_SHARE = 0.9
+
+
+def fits(need_bytes: float, have_bytes: float) -> bool:
+    return need_bytes <= FITS_SHARE * have_bytes
+
+
+def check_full_fits(config: RunConfig, model_config: ModelConfig, device: torch.device, dtype: torch.dtype,
+                    shards: int = 1) -> None:
+    """A full fine-tune that cannot fit fails before loading anything, pointing at LoRA."""
+    estimate = estimate_memory(config, model_config, dtype=dtype)
+    need = estimate.total
+    if shards > 1:  # FSDP: a rank keeps 1/N of the fp32 masters, the optimizer states and the gradients,
+        # except that accumulation micro-steps hold full gradients and the gathered (compute dtype) weights
+        accumulates = config.optim.grad_accum > 1
+        split = estimate.weights + estimate.optimizer + (0 if accumulates else estimate.gradients)
+        need -= split * (1 - 1 / shards)
+        if accumulates:
+            need += estimate.weights * torch.tensor([], dtype=dtype).element_size() / 4
+    have = torch.cuda.get_device_properties(device).total_memory
+    if not fits(need, have):
+        raise TrainingError(f"a full fine-tune needs about {need / 2**30:.1f} GiB, the GPU has {have / 2**30:.1f} GiB",
+                            fix="train a LoRA instead (--adapter lora, or a vram_* preset), or enable "
+                                "loop.gradient_checkpointing and a shorter data.crop_frames")

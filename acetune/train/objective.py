@@ -1,5 +1,8 @@
 """The objective ACE-Step 1.5 was pre-trained with: flow matching on velocity, logit-normal timesteps.
 
+`Objective` owns every random draw and weighting of a training step; the loop only calls
+`objective.loss(model, batch, rng)` and backpropagates what it returns.
+
 Each random draw takes an explicit generator so tests (and exact resume) can inject or replay
 it. The order of draws is the official one: CFG uniform [B], noise like x0, then the timestep
 draws [B] (two normals for logit-normal, one index for the discrete schedule).
@@ -7,12 +10,17 @@ draws [B] (two normals for logit-normal, one index for the discrete schedule).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from acetune.config import LossWeighting, ObjectiveConfig, Task, TimestepMode
 from acetune.model.acestep import AceStepModel, Condition
+from acetune.train.adaptive import AdaptiveTimesteps
+from acetune.train.batching import Batch
+from acetune.train.tasks import TaskInputs, TaskSampler
 
 DEFAULT_CFG_RATIO = 0.15
 # The turbo shift-3 inference steps t = 3τ / (1 + 2τ), τ = 1, 7/8, ..., 1/8: the upstream turbo trainer's t.
@@ -128,3 +136,101 @@ def velocity_loss(
     per_sample = (squared * valid).sum(dim=1) / valid.sum(dim=1).clamp(min=1)
     weighted = per_sample if weights is None else per_sample * weights
     return LossOut(weighted.mean(), t, prediction, per_sample.detach())
+
+
+@dataclass(frozen=True)
+class Denoiser:
+    """What the objective calls: the decoder as the step runs it (DDP wrapper, FSDP module or itself)."""
+
+    decoder: Callable[..., torch.Tensor]
+    null_embedding: torch.Tensor  # [1, 1, D] the learned null condition (CFG dropout)
+    timestep_mu: float
+    timestep_sigma: float
+    # (src [B, T, C], chunk masks [B, T, C], is_covers [B], frame mask [B, T]) -> context latents [B, T, 2C];
+    # only runs that train cover load the tokenizer and detokenizer it needs
+    context: Callable[..., torch.Tensor] | None = None
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    loss: torch.Tensor  # scalar: the weighted mean over this rank's samples
+    per_sample: torch.Tensor  # [b] unweighted, detached
+    t: torch.Tensor  # [b] CPU
+    weights: torch.Tensor | None  # [b] min-SNR weights, None = 1
+
+
+class Objective:
+    """The training objective of a run: timestep draws, noise, CFG dropout, adaptive bins and min-SNR.
+
+    `loss` draws for the whole global batch (`batch.global_size` rows) from the run's generator
+    and keeps this rank's rows (`batch.rows`), so N data-parallel ranks compute what one process
+    with the global batch computes. `learn` feeds the adaptive bins; `state_dict` is what a
+    resume restores.
+    """
+
+    def __init__(self, config: ObjectiveConfig):
+        self.config = config
+        self.tasks = TaskSampler(config)
+        self.discrete = config.timesteps == TimestepMode.DISCRETE
+        # the discrete schedule has no continuous t to adapt
+        adaptive = config.adaptive_timestep_ratio > 0 and not self.discrete
+        self.adaptive = AdaptiveTimesteps(config.adaptive_timestep_ratio) if adaptive else None
+
+    @property
+    def adapts(self) -> bool:
+        """Does it learn from the losses (`learn`)?"""
+        return self.adaptive is not None
+
+    def loss(self, model: Denoiser, batch: Batch, rng: torch.Generator) -> LossOutput:
+        device = batch.target_latents.device
+        whole = draw(batch.global_size, torch.Size([batch.global_size, *batch.target_latents.shape[1:]]), rng,
+                     discrete=self.discrete)
+        t = self._timesteps(whole, model, rng)[batch.rows]
+        weights = None
+        if self.config.loss_weighting == LossWeighting.MIN_SNR:
+            weights = min_snr_weights(t, self.config.snr_gamma).to(device)
+        draws = Draws(whole.cfg_u[batch.rows].to(device), whole.noise[batch.rows].to(device),
+                      whole.n_t[batch.rows], whole.n_r[batch.rows])
+        states, mask, context = self.conditions(model, batch, rng)
+        out = velocity_loss(model.decoder, model.null_embedding, batch.target_latents, batch.frame_mask,
+                            states, mask, context, draws, t=t.to(device), cfg_ratio=self.config.cfg_ratio,
+                            weights=weights)
+        return LossOutput(out.loss, out.per_sample, t, weights)
+
+    def conditions(self, model: Denoiser, batch: Batch,
+                   rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(encoder states, their mask, context latents) of each row under its task (train/tasks.py)."""
+        if not self.tasks.draws:
+            return batch.encoder_hidden_states, batch.encoder_mask, batch.context_latents
+        inputs = self.task_inputs(batch, rng)
+        context = torch.cat([inputs.src_latents, inputs.chunk_masks], dim=-1)
+        if bool(inputs.is_covers.any()):
+            context = model.context(inputs.src_latents, inputs.chunk_masks, inputs.is_covers,
+                                    batch.frame_mask).to(context)
+        states, mask = batch.encoder_hidden_states.clone(), batch.encoder_mask.clone()
+        for row, task in enumerate(inputs.tasks):
+            if task != Task.TEXT2MUSIC:
+                states[row], mask[row] = batch.task_conditions[task][0][row], batch.task_conditions[task][1][row]
+        return states, mask, context
+
+    def task_inputs(self, batch: Batch, rng: torch.Generator) -> TaskInputs:
+        """Each row's task, source latents, chunk mask and cover flag (drawn after the objective's draws)."""
+        tasks, uniforms = self.tasks.draw(batch.global_size, batch.rows, rng)
+        return self.tasks.inputs(tasks, uniforms, batch.target_latents, batch.context_latents)
+
+    def _timesteps(self, whole: Draws, model: Denoiser, rng: torch.Generator) -> torch.Tensor:
+        t = timesteps_from(whole, discrete=self.discrete, mu=model.timestep_mu, sigma=model.timestep_sigma)
+        return t if self.adaptive is None else self.adaptive.apply(t, rng)
+
+    def learn(self, out: LossOutput, reduce: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Feed a kept micro-batch's losses to the adaptive bins (`reduce` sums them over the ranks)."""
+        if self.adaptive is not None:
+            sums, counts = self.adaptive.bin_totals(out.t, out.per_sample)
+            self.adaptive.update(reduce(sums), reduce(counts))
+
+    def state_dict(self) -> dict | None:
+        return None if self.adaptive is None else self.adaptive.state()
+
+    def load_state_dict(self, state: dict | None) -> None:
+        if self.adaptive is not None and state is not None:
+            self.adaptive.load_state(state)

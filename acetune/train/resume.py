@@ -14,19 +14,20 @@ from typing import Any
 
 import torch
 
-from acetune.config import config_diff, config_from_dict
+from acetune.config import config_diff, config_from_dict, config_to_dict
 from acetune.errors import ResumeError
 from acetune.train.batching import Coverage
 from acetune.train.checkpoint import read_checkpoint
 from acetune.train.ema import EMA
-from acetune.train.sharding import load_optimizer_state, load_trainable_state, optimizer_state, trainable_state
+from acetune.train.objective import Objective
+from acetune.train.session import Session
 from acetune.train.state import capture_rng, flatten, restore_rng, unflatten
 from acetune.train.tracker import BestTracker
 
 STATE_VERSION = 1
 # Fields that may change between a run and its resume without changing what is computed so far.
 RESUMABLE_CHANGES = ("save.", "log.", "audition.", "loop.epochs", "loop.max_steps", "loop.eval_every", "loop.early_stop_patience",
-                     "data.num_workers", "loop.device", "loop.fsdp")
+                     "loop.device", "loop.fsdp")
 
 
 @dataclass
@@ -47,36 +48,79 @@ def initial_progress(bins: int) -> Progress:
     return Progress(coverage_at_epoch_start=Coverage(bins).state())
 
 
-def progress_state(session, progress: Progress, tracker: BestTracker, ema: EMA | None, generator: torch.Generator,
-                   config: dict, adaptive=None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(state.json tree, state.safetensors tensors) for the current moment.
+@dataclass(repr=False)  # a repr of the whole session says nothing useful
+class RunState:
+    """Everything a resume restores, one object: the trainable weights and optimizer (through the
+    strategy, gathered when sharded), the scheduler, every RNG, the plan's position, the tracker, the
+    EMA and the objective's adaptive bins. The loop mutates it; checkpoints hold its `state_dict()`."""
 
-    With FSDP every rank must call it (the weights, optimizer and EMA states are gathered); only
-    rank 0's result is complete.
-    """
-    tensors: dict[str, torch.Tensor] = {}
-    heavy = {
-        "adapter": trainable_state(session),
-        "optimizer": optimizer_state(session),
-        "rng": capture_rng(),
-        "generator": generator.get_state(),
-        "ema": None if ema is None else ema.state(),
-        "adaptive": None if adaptive is None else adaptive.state(),
-    }
-    state = {
+    session: Session
+    objective: Objective
+    generator: torch.Generator
+    progress: Progress
+    tracker: BestTracker
+    ema: EMA | None
+
+    @classmethod
+    def fresh(cls, session: Session, objective: Objective) -> "RunState":
+        config = session.config
+        return cls(session, objective, torch.Generator().manual_seed(config.loop.seed),
+                   initial_progress(config.data.coverage_bins),
+                   BestTracker(config.loop.min_delta, config.loop.early_stop_patience, config.loop.best_after),
+                   session.strategy.make_ema(config.loop.ema_decay))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The light (JSON) and heavy (tensor) parts; with FSDP every rank must call it (rank 0's is complete)."""
+        strategy = self.session.strategy
+        heavy = {
+            "adapter": strategy.trainable_state(),
+            "optimizer": strategy.optimizer_state(self.session.optimizer),
+            "rng": capture_rng(),
+            "generator": self.generator.get_state(),
+            "ema": None if self.ema is None else self.ema.state(),
+            "adaptive": self.objective.state_dict(),
+        }
+        progress = self.progress
+        return {"step": progress.step,
+                "progress": {**asdict(progress), "last_loss": None if progress.last_loss != progress.last_loss
+                             else progress.last_loss},
+                "tracker": self.tracker.state(),
+                "scheduler": {k: v for k, v in self.session.scheduler.state_dict().items() if k != "lr_lambdas"},
+                "heavy": heavy}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        session, heavy = self.session, state["heavy"]
+        session.strategy.load_trainable_state(heavy["adapter"])
+        session.strategy.load_optimizer_state(session.optimizer, heavy["optimizer"])
+        session.scheduler.load_state_dict({**session.scheduler.state_dict(), **state["scheduler"]})
+        restore_rng(heavy["rng"])
+        self.generator.set_state(heavy["generator"])
+        if self.ema is not None and heavy["ema"] is not None:
+            self.ema.load_state(heavy["ema"])
+        self.objective.load_state_dict(heavy.get("adaptive"))
+        saved = state["progress"]
+        self.progress = Progress(step=saved["step"], epoch=saved["epoch"], batches_done=saved["batches_done"],
+                                 coverage_at_epoch_start=saved["coverage_at_epoch_start"],
+                                 last_loss=float("nan") if saved["last_loss"] is None else saved["last_loss"])
+        self.tracker = BestTracker.from_state(state["tracker"])
+
+
+def checkpoint_state(state: RunState) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(state.json tree, state.safetensors tensors) of the moment (every rank calls it when sharded)."""
+    session, tensors = state.session, {}
+    parts = state.state_dict()
+    return {
         "state_version": STATE_VERSION,
-        "step": progress.step,
-        "progress": {**asdict(progress), "last_loss": None if progress.last_loss != progress.last_loss
-                     else progress.last_loss},
-        "tracker": tracker.state(),
-        "scheduler": {k: v for k, v in session.scheduler.state_dict().items() if k != "lr_lambdas"},
+        "step": parts["step"],
+        "progress": parts["progress"],
+        "tracker": parts["tracker"],
+        "scheduler": parts["scheduler"],
         "adapter_kind": session.config.adapter.kind.value,
         "cache_fingerprint": session.cache_fingerprint.to_json(),
         "samples": cache_samples(session.reader),
-        "config": config,
-        "tensors": flatten(heavy, tensors),
-    }
-    return state, tensors
+        "config": config_to_dict(session.config),
+        "tensors": flatten(parts["heavy"], tensors),
+    }, tensors
 
 
 def cache_samples(reader) -> dict[str, str]:
@@ -110,29 +154,16 @@ def check_resumable(saved_config: dict, config, folder: Path) -> None:
                                            "from its config.resolved.toml), or start a new run with another --out")
 
 
-def load_progress(folder: Path, session, generator: torch.Generator, ema: EMA | None,
-                  adaptive=None) -> tuple[Progress, BestTracker]:
-    state, tensors = read_checkpoint(folder)
-    if state.get("state_version") != STATE_VERSION:
-        raise ResumeError(f"checkpoint state version {state.get('state_version')} is not supported", path=folder)
-    if state["adapter_kind"] != session.config.adapter.kind.value:
-        raise ResumeError(f"the checkpoint trains a {state['adapter_kind']} adapter, this config a "
-                          f"{session.config.adapter.kind.value}", path=folder,
+def restore(folder: Path, state: RunState) -> None:
+    """Load a checkpoint into `state` after checking it belongs to this run."""
+    saved, tensors = read_checkpoint(folder)
+    config = state.session.config
+    if saved.get("state_version") != STATE_VERSION:
+        raise ResumeError(f"checkpoint state version {saved.get('state_version')} is not supported", path=folder)
+    if saved["adapter_kind"] != config.adapter.kind.value:
+        raise ResumeError(f"the checkpoint trains a {saved['adapter_kind']} adapter, this config a "
+                          f"{config.adapter.kind.value}", path=folder,
                           fix="use the same --adapter-kind as the run you resume")
-    check_resumable(state["config"], session.config, Path(folder))
-    check_same_samples(state.get("samples"), session.reader, Path(folder))
-    heavy = unflatten(state["tensors"], tensors)
-    load_trainable_state(session, heavy["adapter"])
-    load_optimizer_state(session, heavy["optimizer"])
-    session.scheduler.load_state_dict({**session.scheduler.state_dict(), **state["scheduler"]})
-    restore_rng(heavy["rng"])
-    generator.set_state(heavy["generator"])
-    if ema is not None and heavy["ema"] is not None:
-        ema.load_state(heavy["ema"])
-    if adaptive is not None and heavy.get("adaptive") is not None:
-        adaptive.load_state(heavy["adaptive"])
-    saved = state["progress"]
-    progress = Progress(step=saved["step"], epoch=saved["epoch"], batches_done=saved["batches_done"],
-                        coverage_at_epoch_start=saved["coverage_at_epoch_start"],
-                        last_loss=float("nan") if saved["last_loss"] is None else saved["last_loss"])
-    return progress, BestTracker.from_state(state["tracker"])
+    check_resumable(saved["config"], config, Path(folder))
+    check_same_samples(saved.get("samples"), state.session.reader, Path(folder))
+    state.load_state_dict({**saved, "heavy": unflatten(saved["tensors"], tensors)})

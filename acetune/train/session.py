@@ -14,22 +14,27 @@ import torch
 
 from acetune.adapters import AttachedAdapter, attach
 from acetune.audio import LATENT_FRAMES_PER_SECOND
-from acetune.config import OptimizerKind, RunConfig, SchedulerKind
+from acetune.config import AdapterKind, OptimizerKind, RunConfig, ScheduleConfig, SchedulerKind, Task
 from acetune.data.cache import CacheReader
 from acetune.data.fingerprint import Fingerprint, bundle_fingerprint, read_fingerprint, require_match
 from acetune.errors import ConfigError, TrainingError
 from acetune.events import Warned
-from acetune.model.bundle import resolve_bundle
+from acetune.model.bundle import Bundle, resolve_bundle
 from acetune.model.checkpoint import load_model, read_model_config
-from acetune.model.config import ModelConfig
 from acetune.model.devices import resolve_device, resolve_precision
 from acetune.model.masks import AttentionOptions
+from acetune.model.variant import kind_of
 from acetune.train.adapter_card import trigger_word
 from acetune.train.batching import split_indices
 from acetune.train.checkpoint import check_output_dir, clean_stale_temps
-from acetune.train.distributed import DistInfo, device_for, from_environment, wrap
+from acetune.train.memory import check_full_fits
+from acetune.train.distributed import DistInfo, device_for, from_environment
 from acetune.train.optim import build_optimizer, build_scheduler, warmup_steps
+from acetune.train.objective import Denoiser
 from acetune.train.sharding import shard_decoder, uses_fsdp
+from acetune.train.strategy import Replicated, Sharded
+from acetune.train.task_texts import TaskTexts, encode_task_texts
+from acetune.train.tasks import check_tasks, trained_tasks
 
 
 @dataclass(frozen=True)
@@ -49,54 +54,58 @@ class Plan:
     variant: str
 
 
-@dataclass
-class Session:
-    config: RunConfig
-    plan: Plan
+@dataclass(frozen=True)
+class DataSetup:
+    """The cache and what the run takes from it."""
+
     reader: CacheReader
+    dit_folder: Path
+    text_encoder_folder: Path
+    fingerprint: Fingerprint
+    trigger: tuple[str, str]  # the cache's activation tag and its position
     train_indices: list[int]
     eval_indices: list[int]
     lengths: list[int]
+
+
+@dataclass(frozen=True)
+class Session:
+    """Everything a run needs, complete when built (`build_session`) and never changed afterwards."""
+
+    config: RunConfig
+    plan: Plan
+    data: DataSetup
     model: torch.nn.Module  # AceStepModel with decoder + null_condition_emb loaded
     adapter: AttachedAdapter
+    strategy: Replicated  # or Sharded: the data-parallel strategy
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     silence_latent: torch.Tensor
     device: torch.device
     compute_dtype: torch.dtype
-    cache_fingerprint: Fingerprint
-    warnings: list[Warned]
-    dist: DistInfo
-    forward_decoder: torch.nn.Module  # the decoder (itself when FSDP-sharded), or its DDP wrapper
-    adaptive: object | None = None  # AdaptiveTimesteps when objective.adaptive_timestep_ratio > 0
-    trigger: tuple[str, str] = ("", "prepend")  # the cache's activation tag and its position
-    auditions: object | None = None  # Auditioner when audition prompts are scheduled (main rank only)
-    dit_folder: Path = Path()
-    sharded: bool = False  # a data-parallel full fine-tune under FSDP2 (see sharding.py)
+    warnings: tuple[Warned, ...]
+    task_texts: TaskTexts | None  # the caption states under each other trained task's instruction
+
+    # shorthands the savers, auditions and tests read
+    reader = property(lambda self: self.data.reader)
+    trigger = property(lambda self: self.data.trigger)
+    dit_folder = property(lambda self: self.data.dit_folder)
+    cache_fingerprint = property(lambda self: self.data.fingerprint)
+    dist = property(lambda self: self.strategy.dist)
+    sharded = property(lambda self: self.strategy.sharded)
+
+    def denoiser(self) -> Denoiser:
+        config = self.model.config
+        return Denoiser(self.strategy.forward, self.model.null_condition_emb, config.timestep_mu,
+                        config.timestep_sigma, context=self._context)
+
+    def _context(self, src: torch.Tensor, masks: torch.Tensor, covers: torch.Tensor,
+                 frame_mask: torch.Tensor) -> torch.Tensor:
+        silence = self.silence_latent.to(src.device)
+        return self.model.context_latents(src, masks, covers, silence, frame_mask)
 
 
-def _preflight_full(config: RunConfig, model_config: ModelConfig, device: torch.device, dtype: torch.dtype,
-                    shards: int = 1) -> None:
-    """A full fine-tune that cannot fit fails before loading anything, pointing at LoRA."""
-    from acetune.train.memory import estimate_memory
-
-    estimate = estimate_memory(config, model_config, dtype=dtype)
-    need = estimate.total
-    if shards > 1:  # FSDP: a rank keeps 1/N of the fp32 masters, the optimizer states and the gradients,
-        # except that accumulation micro-steps hold full gradients and the gathered (compute dtype) weights
-        accumulates = config.optim.grad_accum > 1
-        split = estimate.weights + estimate.optimizer + (0 if accumulates else estimate.gradients)
-        need -= split * (1 - 1 / shards)
-        if accumulates:
-            need += estimate.weights * torch.tensor([], dtype=dtype).element_size() / 4
-    have = torch.cuda.get_device_properties(device).total_memory
-    if need > 0.95 * have:
-        raise TrainingError(f"a full fine-tune needs about {need / 2**30:.1f} GiB, the GPU has {have / 2**30:.1f} GiB",
-                            fix="train a LoRA instead (--adapter lora, or a vram_* preset), or enable "
-                                "loop.gradient_checkpointing and a shorter data.crop_frames")
-
-
-def check_cache(config: RunConfig) -> tuple[CacheReader, Path, Fingerprint]:
+def check_cache(config: RunConfig) -> tuple[CacheReader, Bundle, Fingerprint]:
     """The cache exists, is non-empty, and was made by this checkpoint."""
     if not config.data.cache:
         raise ConfigError("data.cache is not set", fix="pass --cache CACHE (made by `acetune preprocess`)")
@@ -110,7 +119,7 @@ def check_cache(config: RunConfig) -> tuple[CacheReader, Path, Fingerprint]:
     stored = read_fingerprint(Path(config.data.cache))
     now = bundle_fingerprint(bundle, stored.options)
     require_match(Path(config.data.cache), now, include_options=False)
-    return reader, bundle.dit, stored
+    return reader, bundle, stored
 
 
 def check_crop(crop_frames: int, reader: CacheReader) -> None:
@@ -133,77 +142,120 @@ def check_tag(wanted: str, cached: str, cache: Path) -> None:
                                           "where they changed), or drop --tag")
 
 
-def build_session(config: RunConfig, *, resuming: bool) -> Session:
-    warnings: list[Warned] = []
-    reader, dit_folder, fingerprint = check_cache(config)
-    lengths = [entry.latent_length for entry in reader.entries]
-    check_crop(config.data.crop_frames, reader)
-    trigger = trigger_word(reader)
-    check_tag(config.data.tag, trigger[0], Path(config.data.cache))
+def build_session(config: RunConfig, *, resuming: bool, notes: tuple[Warned, ...] = ()) -> Session:
+    """The setup of a run as named steps: data, output folder, device, model, adapter, strategy, optimizer, plan."""
     dist = from_environment()
-    if dist.is_main:
-        note = check_output_dir(Path(config.save.output_dir), resuming)
-        warnings.extend([Warned("fresh-start", note)] if note else [])
-        warnings.extend(Warned("stale-temp", f"removed {path}, left half-written by a run that was killed")
-                        for path in clean_stale_temps(Path(config.save.output_dir)))
+    data = setup_data(config)
+    warnings = setup_output(config, resuming) if dist.is_main else []
     device = device_for(dist, resolve_device(config.loop.device))
     compute_dtype = resolve_precision(config.loop.precision, device)
     sharded = uses_fsdp(config, dist)
-    if config.adapter.kind.value == "full" and device.type == "cuda":
-        _preflight_full(config, read_model_config(dit_folder), device, compute_dtype,
+    if config.adapter.kind == AdapterKind.FULL and device.type == "cuda":
+        check_full_fits(config, read_model_config(data.dit_folder), device, compute_dtype,
                         shards=dist.world_size if sharded else 1)
+    model, silence = setup_model(config, data.dit_folder, device, compute_dtype)
+    texts = encode_task_texts(data.reader, trained_tasks(config.objective), data.text_encoder_folder,
+                              data.dit_folder, options=model.options, device=device, dtype=compute_dtype)
+    adapter = setup_adapter(config, model)
+    strategy = setup_strategy(config, dist, model.decoder, adapter, device, compute_dtype, sharded, warnings)
+    schedule = setup_schedule(config, warnings)
+    optimizer = build_optimizer(adapter.param_groups(config.optim.lr, config.optim.weight_decay), config.optim, device)
+    plan = setup_plan(config, data, dist, adapter, compute_dtype, device, schedule)
+    scheduler = build_scheduler(optimizer, schedule, plan.total_steps)
+    return Session(config, plan, data, model, adapter, strategy, optimizer, scheduler, silence.cpu(), device,
+                   compute_dtype, (*warnings, *notes), texts)
+
+
+def setup_data(config: RunConfig) -> DataSetup:
+    reader, bundle, fingerprint = check_cache(config)
+    check_tasks(trained_tasks(config.objective), kind_of(fingerprint.variant))
+    check_crop(config.data.crop_frames, reader)
+    trigger = trigger_word(reader)
+    check_tag(config.data.tag, trigger[0], Path(config.data.cache))
     train_indices, eval_indices = split_indices(reader, config.data.val_split, config.loop.seed)
+    return DataSetup(reader, bundle.dit, bundle.text_encoder, fingerprint, trigger, train_indices, eval_indices,
+                     [entry.latent_length for entry in reader.entries])
+
+
+def setup_output(config: RunConfig, resuming: bool) -> list[Warned]:
+    """The output folder can take this run; half-written files of a killed run are removed (main rank)."""
+    output = Path(config.save.output_dir)
+    note = check_output_dir(output, resuming)
+    return [*([Warned("fresh-start", note)] if note else []),
+            *(Warned("stale-temp", f"removed {path}, left half-written by a run that was killed")
+              for path in clean_stale_temps(output))]
+
+
+def setup_model(config: RunConfig, dit_folder: Path, device: torch.device,
+                compute_dtype: torch.dtype) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The decoder and null condition (fp32 for a full fine-tune), and the silence latent."""
     options = AttentionOptions(window_convention=config.loop.window_convention, honor_padding=config.loop.honor_padding,
                                rope_dtype=config.loop.rope_dtype)
-    base_dtype = compute_dtype if config.adapter.kind.value != "full" else torch.float32
-    loaded = load_model(dit_folder, components=("decoder", "null_condition_emb"), dtype=base_dtype, device=device,
-                        options=options)
-    model = loaded.model
-    model.null_condition_emb.requires_grad_(False)
+    base_dtype = compute_dtype if config.adapter.kind != AdapterKind.FULL else torch.float32
+    # cover hints come from the frozen tokenizer and detokenizer
+    covers = ("tokenizer", "detokenizer") if Task.COVER in trained_tasks(config.objective) else ()
+    loaded = load_model(dit_folder, components=("decoder", "null_condition_emb", *covers), dtype=base_dtype,
+                        device=device, options=options)
+    if loaded.silence_latent is None:
+        raise TrainingError("the model folder has no silence_latent.pt (needed for the context latents)",
+                            path=dit_folder, fix="download silence_latent.pt into the model folder")
+    loaded.model.null_condition_emb.requires_grad_(False)
+    for name in covers:
+        getattr(loaded.model, name).requires_grad_(False).eval()
+    return loaded.model, loaded.silence_latent
+
+
+def setup_adapter(config: RunConfig, model: torch.nn.Module) -> AttachedAdapter:
     adapter = attach(model.decoder, config.adapter, seed=config.loop.seed)
     model.decoder.set_gradient_checkpointing(config.loop.gradient_checkpointing)
     with torch.no_grad():  # trainable weights stay fp32 (mixed precision keeps fp32 masters)
         for param in adapter.trainable_parameters.values():
             param.data = param.data.float()
-    if sharded:  # before the optimizer: FSDP replaces the parameters with sharded ones
-        shard_decoder(model.decoder, dist, device, compute_dtype)
-        if config.audition.prompts and (config.audition.every_steps or config.audition.every_epochs):
-            warnings.append(Warned("audition-fsdp", "auditions are not rendered while FSDP shards the decoder; "
-                                                    "render the saved checkpoints, or set loop.fsdp = false"))
-    elif dist.enabled and config.adapter.kind.value == "full" and config.loop.fsdp:
-        warnings.append(Warned("fsdp-optimizer", f"FSDP shards full fine-tunes with adamw only; "
-                                                 f"{config.optim.optimizer.value} keeps DDP replicas"))
-    optim_config = config.optim
-    schedule = config.schedule
-    if optim_config.optimizer == OptimizerKind.PRODIGY and schedule.scheduler not in (
+    return adapter
+
+
+def setup_strategy(config: RunConfig, dist: DistInfo, decoder: torch.nn.Module, adapter: AttachedAdapter,
+                   device: torch.device, compute_dtype: torch.dtype, sharded: bool,
+                   warnings: list[Warned]) -> Replicated:
+    """Replicas (DDP when data parallel) or FSDP shards; call before building the optimizer."""
+    if not sharded:
+        if dist.enabled and config.adapter.kind == AdapterKind.FULL and config.loop.fsdp:
+            warnings.append(Warned("fsdp-optimizer", f"FSDP shards full fine-tunes with adamw only; "
+                                                     f"{config.optim.optimizer.value} keeps DDP replicas"))
+        return Replicated(dist, decoder, adapter, device)
+    shard_decoder(decoder, dist, device, compute_dtype)  # FSDP replaces the parameters with sharded ones
+    if config.audition.prompts and (config.audition.every_steps or config.audition.every_epochs):
+        warnings.append(Warned("audition-fsdp", "auditions are not rendered while FSDP shards the decoder; "
+                                                "render the saved checkpoints, or set loop.fsdp = false"))
+    return Sharded(dist, decoder, adapter, device)
+
+
+def setup_schedule(config: RunConfig, warnings: list[Warned]) -> ScheduleConfig:
+    if config.optim.optimizer == OptimizerKind.PRODIGY and config.schedule.scheduler not in (
             SchedulerKind.CONSTANT, SchedulerKind.CONSTANT_WITH_WARMUP):
-        schedule = replace(schedule, scheduler=SchedulerKind.CONSTANT)
         warnings.append(Warned("prodigy-schedule", "Prodigy adapts its own step size: the schedule is forced to "
                                                    "constant"))
-    optimizer = build_optimizer(adapter.param_groups(optim_config.lr, optim_config.weight_decay), optim_config, device)
-    items = len(train_indices) * config.data.repeats
+        return replace(config.schedule, scheduler=SchedulerKind.CONSTANT)
+    return config.schedule
+
+
+def setup_plan(config: RunConfig, data: DataSetup, dist: DistInfo, adapter: AttachedAdapter,
+               compute_dtype: torch.dtype, device: torch.device, schedule: ScheduleConfig) -> Plan:
+    items = len(data.train_indices) * config.data.repeats
     global_batch = config.data.batch_size * dist.world_size
     # data-parallel runs drop an incomplete last global batch so every rank does the same steps
     batches = items // global_batch if dist.enabled else math.ceil(items / global_batch)
-    steps_per_epoch = math.ceil(batches / optim_config.grad_accum)
+    steps_per_epoch = math.ceil(batches / config.optim.grad_accum)
     total = steps_per_epoch * config.loop.epochs
     if config.loop.max_steps:
         total = min(total, config.loop.max_steps)
     if total < 1:
-        raise TrainingError("the run would take zero optimizer steps", fix="raise --epochs (loop.epochs) or --max-steps (loop.max_steps)")
-    scheduler = build_scheduler(optimizer, schedule, total)
-    silence = loaded.silence_latent
-    if silence is None:
-        raise TrainingError("the model folder has no silence_latent.pt (needed for the context latents)",
-                            path=dit_folder, fix="download silence_latent.pt into the model folder")
-    plan = Plan(
-        train_samples=len(train_indices), eval_samples=len(eval_indices), batches_per_epoch=batches,
+        raise TrainingError("the run would take zero optimizer steps",
+                            fix="raise --epochs (loop.epochs) or --max-steps (loop.max_steps)")
+    return Plan(
+        train_samples=len(data.train_indices), eval_samples=len(data.eval_indices), batches_per_epoch=batches,
         steps_per_epoch=steps_per_epoch, total_steps=total, warmup_steps=warmup_steps(schedule, total),
-        effective_batch=config.data.batch_size * optim_config.grad_accum * dist.world_size,
+        effective_batch=config.data.batch_size * config.optim.grad_accum * dist.world_size,
         trainable_parameters=adapter.num_trainable,
-        precision=str(compute_dtype).removeprefix("torch."), device=str(device), variant=fingerprint.variant,
+        precision=str(compute_dtype).removeprefix("torch."), device=str(device), variant=data.fingerprint.variant,
     )
-    return Session(config, plan, reader, train_indices, eval_indices, lengths, model, adapter, optimizer, scheduler,
-                   silence.cpu(), device, compute_dtype, fingerprint, warnings, dist,
-                   model.decoder if sharded else wrap(model.decoder, dist, device), trigger=trigger,
-                   dit_folder=dit_folder, sharded=sharded)

@@ -22,7 +22,6 @@ resume sets them back with the matching `set_*` calls. Every rank takes part in 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any, Iterator
 
@@ -101,75 +100,70 @@ def _full_options(**extra):
     return StateDictOptions(full_state_dict=True, **extra)
 
 
-def _gathered_model_state(session) -> dict[str, torch.Tensor]:
+def gathered_model_state(decoder: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The decoder's full state dict on rank 0 (CPU), {} elsewhere; every rank must call it."""
     from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
-    return get_model_state_dict(session.model.decoder, options=_full_options(cpu_offload=True))
+    return get_model_state_dict(decoder, options=_full_options(cpu_offload=True))
 
 
-def trainable_state(session) -> dict[str, torch.Tensor]:
-    """`adapter.trainable_state_dict()`, gathered when sharded (complete on rank 0 only)."""
-    if not session.sharded:
-        return session.adapter.trainable_state_dict()
-    full = _gathered_model_state(session)
-    return {name: full[name] for name in session.adapter.trainable_names} if full else {}
+def gathered_trainable_state(decoder: torch.nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
+    """The trainable tensors `names`, gathered (complete on rank 0 only)."""
+    full = gathered_model_state(decoder)
+    return {name: full[name] for name in names} if full else {}
 
 
-def load_trainable_state(session, state: dict[str, torch.Tensor]) -> None:
-    """`adapter.load_trainable_state_dict(state)`; sharded, each rank keeps its slice of the full tensors."""
-    if not session.sharded:
-        session.adapter.load_trainable_state_dict(state)
-        return
+def load_sharded_trainable_state(decoder: torch.nn.Module, names: list[str], state: dict[str, torch.Tensor]) -> None:
+    """Each rank keeps its slice of the full tensors in `state`."""
     from torch.distributed.checkpoint.state_dict import set_model_state_dict
 
-    names = set(session.adapter.trainable_names)
-    missing, unexpected = sorted(names - set(state)), sorted(set(state) - names)
+    wanted = set(names)
+    missing, unexpected = sorted(wanted - set(state)), sorted(set(state) - wanted)
     if missing or unexpected:
         raise ModelLoadError(f"trainable state does not match the full fine-tune: {len(missing)} missing "
                              f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})",
                              fix="restore state saved by a run with the same adapter config")
-    set_model_state_dict(session.model.decoder, dict(state), options=_full_options(strict=False))
+    set_model_state_dict(decoder, dict(state), options=_full_options(strict=False))
 
 
-def _names_by_index(session) -> list[str]:
+def _names_by_index(decoder: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
     """Parameter names in `Optimizer.state_dict` index order (group by group, parameter by parameter)."""
-    names = {id(param): name for name, param in session.model.decoder.named_parameters()}
-    return [names[id(param)] for group in session.optimizer.param_groups for param in group["params"]]
+    names = {id(param): name for name, param in decoder.named_parameters()}
+    return [names[id(param)] for group in optimizer.param_groups for param in group["params"]]
 
 
-def optimizer_state(session) -> dict[str, Any]:
-    """`optimizer.state_dict()` in its index-keyed form, gathered when sharded (complete on rank 0 only)."""
-    optimizer = session.optimizer
-    if not session.sharded or not optimizer.state:  # nothing sharded to gather before the first step
+def gathered_optimizer_state(decoder: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """`optimizer.state_dict()` in its index-keyed form, gathered (complete on rank 0 only)."""
+    if not optimizer.state:  # nothing sharded to gather before the first step
         return optimizer.state_dict()
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
-    by_name = get_optimizer_state_dict(session.model.decoder, optimizer, options=_full_options(cpu_offload=True))
+    by_name = get_optimizer_state_dict(decoder, optimizer, options=_full_options(cpu_offload=True))
     if not by_name:
         return {}
-    index = {name: i for i, name in enumerate(_names_by_index(session))}
+    index = {name: i for i, name in enumerate(_names_by_index(decoder, optimizer))}
     state = {index[name]: value for name, value in by_name["state"].items()}
     return {"state": dict(sorted(state.items())),
             "param_groups": [{**group, "params": [index[name] for name in group["params"]]}
                              for group in by_name["param_groups"]]}
 
 
-def load_optimizer_state(session, state: dict[str, Any]) -> None:
-    """`optimizer.load_state_dict(state)`; sharded, each rank keeps its slice of the full states."""
-    if not session.sharded or not state["state"]:
-        session.optimizer.load_state_dict(state)
+def load_sharded_optimizer_state(decoder: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                                 state: dict[str, Any]) -> None:
+    """Each rank keeps its slice of the full optimizer states in `state`."""
+    if not state["state"]:
+        optimizer.load_state_dict(state)
         return
     from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
 
-    names = _names_by_index(session)
+    names = _names_by_index(decoder, optimizer)
     by_name = {"state": {names[i]: value for i, value in state["state"].items()},
                "param_groups": [{**group, "params": [names[i] for i in group["params"]]}
                                 for group in state["param_groups"]]}
-    set_optimizer_state_dict(session.model.decoder, session.optimizer, by_name, options=_full_options())
+    set_optimizer_state_dict(decoder, optimizer, by_name, options=_full_options())
 
 
-class _GatheredDecoder:
+class GatheredDecoder:
     """Stands in for the decoder in `save_adapter`: its `state_dict()` is the gathered full state."""
 
     def __init__(self, state: dict[str, torch.Tensor]):
@@ -177,20 +171,6 @@ class _GatheredDecoder:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self._state
-
-
-def adapter_for_saving(session):
-    """What rank 0 passes to `save_adapter` (the gathered weights when sharded); None on other ranks.
-
-    Sharded, every rank must call it (the gather is a collective), inside `ema.applied()` when the
-    EMA weights are to be saved.
-    """
-    if not session.sharded:
-        return session.adapter if session.dist.is_main else None
-    full = _gathered_model_state(session)
-    if not session.dist.is_main:
-        return None
-    return dataclasses.replace(session.adapter, decoder=_GatheredDecoder(full))
 
 
 class _LocalShards(Mapping):

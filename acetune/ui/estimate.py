@@ -17,7 +17,7 @@ def memory_line(config: RunConfig) -> str:
     from acetune.model.bundle import resolve_dit
     from acetune.model.checkpoint import read_model_config
     from acetune.model.devices import resolve_device, resolve_precision
-    from acetune.train.memory import FITS_SHARE, estimate_memory
+    from acetune.train.memory import estimate_memory, fits
 
     checkpoints = config.data.checkpoint_dir
     if checkpoints and Path(checkpoints).is_dir():
@@ -32,7 +32,7 @@ def memory_line(config: RunConfig) -> str:
     memory = detect_device_memory_gib(config.loop.device)
     if memory is None:
         return line + f"; device {device}: memory not known"
-    if need > FITS_SHARE * memory:
+    if not fits(need, memory):
         return (line + f"; DOES NOT FIT {memory:.0f} GiB on {device}: try loop.gradient_checkpointing = 1.0, a shorter "
                 "data.crop_frames, or a smaller preset")
     return line + f"; fits {memory:.0f} GiB on {device}"

@@ -103,6 +103,10 @@ def test_config_version_newer_is_refused_and_migrations_apply(monkeypatch):
     old = {"config_version": 1, "optim": {"learning_rate": 3e-4}}
     assert migrate(old, source="x", current=2) == {"config_version": 2, "optim": {"lr": 3e-4}}
     assert old == {"config_version": 1, "optim": {"learning_rate": 3e-4}}  # the input is not changed
+    # 2 -> 3: data.num_workers, which nothing read, is gone
+    assert migrate({"config_version": 2, "data": {"num_workers": 4, "batch_size": 2}}, source="x", current=3) == \
+        {"config_version": 3, "data": {"batch_size": 2}}
+    monkeypatch.delitem(MIGRATIONS, 2)
     with pytest.raises(ConfigError, match="cannot migrate config_version 2 to 3"):
         migrate(old, source="x", current=3)
 

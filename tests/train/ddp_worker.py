@@ -10,9 +10,9 @@ from acetune.train.loop import Control, run
 
 def poison_one_rank(rank: str, call: int) -> None:
     """Make this rank's `call`-th loss NaN (the other ranks stay finite): the hang case of data parallel."""
-    import acetune.train.loop as loop
+    import acetune.train.objective as objective
 
-    original, calls = loop.velocity_loss, {"n": 0}
+    original, calls = objective.velocity_loss, {"n": 0}
 
     def velocity_loss(*args, **kwargs):
         out = original(*args, **kwargs)
@@ -23,21 +23,21 @@ def poison_one_rank(rank: str, call: int) -> None:
             return type(out)(**{**vars(out), "loss": out.loss * nan, "per_sample": per_sample})
         return out
 
-    loop.velocity_loss = velocity_loss
+    objective.velocity_loss = velocity_loss
 
 
 def stop_after(step: int, control: Control) -> None:
     """Request a stop on every rank after optimizer step `step` (as a front end does on Ctrl-C)."""
-    import acetune.train.loop as loop
+    from acetune.train.trainer import Trainer
 
-    original = loop._optimizer_step
+    original = Trainer._optimizer_step
 
-    def _optimizer_step(session, counters, scaler, progress, ema):
-        yield from original(session, counters, scaler, progress, ema)
-        if progress.step == step:
+    def _optimizer_step(self):
+        yield from original(self)
+        if self.progress.step == step:
             control.stop = True
 
-    loop._optimizer_step = _optimizer_step
+    Trainer._optimizer_step = _optimizer_step
 
 
 def report_sharding() -> None:

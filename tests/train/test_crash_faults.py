@@ -19,16 +19,16 @@ from acetune.train.checkpoint import list_checkpoints, read_checkpoint
 from crash_runner import run_killed
 
 KILL_POINTS = {  # phase: crash_runner arguments (target, count[, text][, halfway])
-    "before the first step": ("acetune.train.loop:_micro_step", "1"),
-    "mid-run, between steps": ("acetune.train.loop:_micro_step", "5"),
-    "mid accumulation": ("acetune.train.loop:_optimizer_step", "4"),
+    "before the first step": ("acetune.train.trainer:Trainer._micro_step", "1"),
+    "mid-run, between steps": ("acetune.train.trainer:Trainer._micro_step", "5"),
+    "mid accumulation": ("acetune.train.trainer:Trainer._optimizer_step", "4"),
     "writing a checkpoint's state tensors": ("acetune.train.checkpoint:save_file", "2"),
     "writing a checkpoint's state.json": ("acetune.train.checkpoint:write_json_atomic", "2"),
-    "right after the first checkpoint": ("acetune.train.loop:prune_checkpoints", "1"),
+    "right after the first checkpoint": ("acetune.train.saving:prune_checkpoints", "1"),
     "halfway through pruning": ("shutil:rmtree", "1", "/step_", "halfway"),
     "during an audition": ("acetune.train.auditions:Auditioner.render", "2"),
-    "saving best/": ("acetune.train.loop:_save_inference", "2", "best"),
-    "during the final save": ("acetune.train.loop:_save_inference", "1", "final"),
+    "saving best/": ("acetune.train.saving:save_inference", "2", "best"),
+    "during the final save": ("acetune.train.saving:save_inference", "1", "final"),
 }
 
 

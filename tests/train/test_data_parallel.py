@@ -183,19 +183,19 @@ def test_a_ddp_checkpoint_of_a_full_fine_tune_resumes_under_fsdp(fsdp_runs, trai
 def test_an_fsdp_group_dropped_for_a_non_finite_loss_leaves_no_gradient_behind(train_cache, tiny_bundle, tmp_path,
                                                                                  monkeypatch):
     """Rank 1's first loss is NaN: both ranks drop that micro-batch and the unreduced gradients FSDP holds."""
-    import acetune.train.loop as loop
+    import acetune.train.objective as objective
 
     changes = dict(loop=dict(nan_patience=2, ema_decay=0.0))
     assert sharded(launch_two_ranks(full_config(train_cache, tiny_bundle, tmp_path / "two", batch_size=1, **changes),
                                     tmp_path / "nan.json", ACETUNE_TEST_NAN_RANK="1", ACETUNE_TEST_NAN_CALL="1"))
-    original, calls = loop.velocity_loss, {"n": 0}
+    original, calls = objective.velocity_loss, {"n": 0}
 
     def velocity_loss(*args, **kwargs):  # one process drops the same (first) global micro-batch
         out = original(*args, **kwargs)
         calls["n"] += 1
         return type(out)(**{**vars(out), "loss": out.loss * float("nan")}) if calls["n"] == 1 else out
 
-    monkeypatch.setattr(loop, "velocity_loss", velocity_loss)
+    monkeypatch.setattr(objective, "velocity_loss", velocity_loss)
     events = list(run(full_config(train_cache, tiny_bundle, tmp_path / "one", batch_size=2, **changes)))
     assert any(getattr(e, "code", "") == "non-finite-loss" for e in events) and events[-1].reason == "complete"
     one = load_file(str(tmp_path / "one" / "final" / "decoder.safetensors"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from acetune.cli.app import main
-from acetune.config import config_from_dict
+from acetune.config import CONFIG_VERSION, config_from_dict
 from acetune.config.files import load_config_file
 
 
@@ -111,7 +111,7 @@ def test_a_run_from_before_rope_dtype_resumes_with_the_fp32_rope_it_trained_with
     assert main(resume + ["--max-steps", "2"]) == 0, capsys.readouterr().err
     assert "resumed from" in capsys.readouterr().out
     now = config_from_dict(load_config_file(out / "config.resolved.toml"), source="resolved")
-    assert now.loop.rope_dtype.value == "fp32" and now.config_version == 2
+    assert now.loop.rope_dtype.value == "fp32" and now.config_version == CONFIG_VERSION  # migrated to the current
     with safe_open(str(out / "final" / "adapter_model.safetensors"), framework="pt") as handle:
         assert handle.metadata()["rope_dtype"] == "fp32"
 

@@ -138,16 +138,18 @@ def _resumed(config, **data):
 
 def test_a_stopped_run_exits_4_and_resumes(train_cache, tiny_bundle, tmp_path, monkeypatch, capsys):
     """The first Ctrl-C (a real SIGINT to this process) stops at the step boundary with a checkpoint."""
-    real_agree = acetune.train.loop._agree
+    import acetune.train.trainer
+
+    real_agree = acetune.train.trainer.agree
     sent = []
 
-    def interrupted(control, session):
+    def interrupted(control, strategy):
         if not sent:
             sent.append(True)
             os.kill(os.getpid(), signal.SIGINT)
-        real_agree(control, session)
+        real_agree(control, strategy)
 
-    monkeypatch.setattr(acetune.train.loop, "_agree", interrupted)
+    monkeypatch.setattr(acetune.train.trainer, "agree", interrupted)
     out = tmp_path / "run"
     assert main(train_args(train_cache, tiny_bundle, out)) == exit_codes.STOPPED == 4
     assert "finished (stopped) at step 1" in capsys.readouterr().out
@@ -156,7 +158,9 @@ def test_a_stopped_run_exits_4_and_resumes(train_cache, tiny_bundle, tmp_path, m
 
 
 def test_a_halted_run_exits_5(train_cache, tiny_bundle, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(acetune.train.loop, "_micro_step", lambda *args: float("nan"))
+    from acetune.train.trainer import Trainer
+
+    monkeypatch.setattr(Trainer, "_micro_step", lambda *args, **kwargs: float("nan"))
     assert main(train_args(train_cache, tiny_bundle, tmp_path / "run")) == exit_codes.HALTED == 5
     assert "finished (halted)" in capsys.readouterr().out
 

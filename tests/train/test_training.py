@@ -104,9 +104,9 @@ def test_only_the_adapter_is_saved_and_trained(train_cache, tiny_bundle, tmp_pat
 
 
 def test_non_finite_loss_halts_with_a_checkpoint(train_cache, tiny_bundle, tmp_path, monkeypatch):
-    import acetune.train.loop as loop
+    from acetune.train.trainer import Trainer
 
-    monkeypatch.setattr(loop, "_micro_step", lambda *args: float("nan"))
+    monkeypatch.setattr(Trainer, "_micro_step", lambda *args, **kwargs: float("nan"))
     events = events_of(make_config(train_cache, tiny_bundle, tmp_path / "run"))
     assert events[-1].reason == "halted"
     assert any(isinstance(e, Saved) and e.kind == "checkpoint" for e in events)

@@ -113,5 +113,8 @@ def write_run_config(config: RunConfig, folder: Path, name: str) -> Path:
 
 
 def _value(config: RunConfig, key: str) -> Any:
-    section, name = key.split(".", 1)
-    return getattr(getattr(config, section), name)
+    """The value at a dotted field key; sections may nest (`objective.task_mix.cover`)."""
+    value: Any = config
+    for name in key.split("."):
+        value = getattr(value, name)
+    return value

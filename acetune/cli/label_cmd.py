@@ -32,6 +32,10 @@ def label_command(
                                                 "comes from OPENAI_API_KEY."),
     gemini_model: str = typer.Option(None, help="Model for --with gemini (default: gemini-2.5-flash); the key "
                                                 "comes from GEMINI_API_KEY."),
+    isolate_vocals: bool = typer.Option(False, help="Whisper transcribes only the vocals stem, separated with "
+                                                    "demucs (pip install 'acetune[separate]')."),
+    separator: str = typer.Option(None, help="demucs model for --isolate-vocals: a name (default htdemucs; "
+                                             "downloaded on first use) or a local .th/.yaml file."),
     omni_model: str = typer.Option(None, help="Qwen2.5-Omni folder or Hub id for --with omni (default: a "
                                               "Qwen2.5-Omni*/ folder in --checkpoint-dir, else Qwen/Qwen2.5-Omni-7B)."),
     omni_bits: int = typer.Option(None, help="Load --with omni in 4 or 8 bits (bitsandbytes, CUDA only)."),
@@ -48,6 +52,7 @@ def label_command(
                            device=device, lm=lm, whisper=whisper, language=_language(language), model=model,
                            openai_model=openai_model, gemini_model=gemini_model,
                            omni_model=omni_model, omni_bits=omni_bits,
+                           isolate_vocals=isolate_vocals, separator=separator,
                            lm_settings=LmSettings(temperature=temperature, seed=seed))
     console = Console(soft_wrap=True, highlight=False)
     root = Path(folder).resolve()

@@ -36,6 +36,8 @@ class LabelOptions:
     gemini_model: str | None = None  # for --with gemini; None: gemini_captioner.DEFAULT_MODEL
     omni_model: str | None = None  # for --with omni (folder or Hub id); None: a Qwen2.5-Omni*/ folder, else the default
     omni_bits: int | None = None  # for --with omni: 4 or 8 (bitsandbytes, CUDA only); None: full weights
+    isolate_vocals: bool = False  # Whisper hears only the vocals stem (demucs, extra acetune[separate])
+    separator: str | None = None  # a demucs model name or .th/.yaml file; None: vocals.DEFAULT_SEPARATOR
 
 
 def label_songs(folder: Path | str, checkpoint_dir: Path | str, options: LabelOptions = LabelOptions()
@@ -45,6 +47,7 @@ def label_songs(folder: Path | str, checkpoint_dir: Path | str, options: LabelOp
     from acetune.data.dataset import scan_dataset
 
     check_kinds(options.with_)
+    check_vocals(options)
     result = scan_dataset(folder)
     labellers = open_labellers(Path(checkpoint_dir), options)
     for lab in labellers:
@@ -62,6 +65,15 @@ def check_kinds(kinds: Sequence[str]) -> None:
                           fix=f"use --with with one or more of: {', '.join(LABELLER_KINDS)}")
 
 
+def check_vocals(options: LabelOptions) -> None:
+    """--isolate-vocals feeds Whisper only; --separator means nothing without it."""
+    if options.isolate_vocals and "whisper" not in options.with_:
+        raise ConfigError("--isolate-vocals only changes what Whisper hears", fix="add --with whisper")
+    if options.separator and not options.isolate_vocals:
+        raise ConfigError(f"--separator {options.separator} is used only with --isolate-vocals",
+                          fix="add --isolate-vocals, or leave --separator out")
+
+
 def open_labellers(checkpoint_dir: Path, options: LabelOptions) -> list[Labeller]:
     """Load the labellers named in `options.with_` (each model once, on the chosen device)."""
     from acetune.model.devices import resolve_device
@@ -72,9 +84,11 @@ def open_labellers(checkpoint_dir: Path, options: LabelOptions) -> list[Labeller
         if kind == "lm":
             labellers.append(_open_lm(checkpoint_dir, options, device))
         elif kind == "whisper":
+            from acetune.label.vocals import open_separator
             from acetune.label.whisper import open_whisper
 
-            labellers.append(open_whisper(checkpoint_dir, options.whisper, device, options.language))
+            isolator = open_separator(options.separator, device) if options.isolate_vocals else None
+            labellers.append(open_whisper(checkpoint_dir, options.whisper, device, options.language, isolator))
         elif kind == "omni":
             from acetune.label.omni import open_omni
 

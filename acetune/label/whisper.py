@@ -4,8 +4,8 @@ The song is read as 16 kHz mono and transcribed with segment timestamps (`return
 over 30 s use Whisper's sequential long-form decoding). The language is detected (`return_language=True`)
 unless given. Each timestamped segment becomes one lyric line, and a pause of `STANZA_PAUSE_S` or more
 between segments starts a new paragraph. A song with (almost) no words is instrumental: lyrics
-`[Instrumental]`, `is_instrumental: true` (ACE-Step's convention, spec model.md §7.2). Vocal isolation
-before transcription is not done.
+`[Instrumental]`, `is_instrumental: true` (ACE-Step's convention, spec model.md §7.2). With a
+`VocalIsolator` (`--isolate-vocals`, see `vocals`), only the song's vocals stem is transcribed.
 """
 
 from __future__ import annotations
@@ -14,14 +14,18 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
-from acetune.audio import load_audio
+from acetune.audio import load_audio, resample
 from acetune.errors import LabelError, ModelLoadError
 from acetune.label.base import Proposal
 from acetune.label.fields import INSTRUMENTAL_LYRICS, check_values
+
+if TYPE_CHECKING:
+    from acetune.label.vocals import VocalIsolator
 
 WHISPER_RATE = 16_000
 STANZA_PAUSE_S = 2.0  # a gap this long between sung phrases reads as a new verse or chorus
@@ -34,7 +38,8 @@ class WhisperLabeller:
     kind = "whisper"
     fields = ("lyrics", "language", "is_instrumental")
 
-    def __init__(self, model: str, *, device: torch.device, dtype: torch.dtype, language: str | None = None):
+    def __init__(self, model: str, *, device: torch.device, dtype: torch.dtype, language: str | None = None,
+                 isolator: VocalIsolator | None = None):
         from transformers import pipeline
 
         try:
@@ -46,12 +51,14 @@ class WhisperLabeller:
         name = Path(model).name if Path(model).exists() else model
         self.source = f"whisper:{name}"
         self.language = language
-        self.settings = {"model": name, "language": language, "pause_s": STANZA_PAUSE_S}
-        self.detail = f"{name} on {device}" + (f", language {language}" if language else ", language detected")
+        self.isolator = isolator
+        self.settings = {"model": name, "language": language, "pause_s": STANZA_PAUSE_S,
+                         **({"separator": isolator.name} if isolator else {})}  # no new key: old runs stay done
+        self.detail = (f"{name} on {device}" + (f", language {language}" if language else ", language detected")
+                       + (f", vocals isolated with {isolator.name}" if isolator else ""))
 
     def propose(self, audio_path: Path) -> Proposal:
-        audio = load_audio(audio_path, sample_rate=WHISPER_RATE, max_duration_s=None)
-        mono = audio.waveform.mean(axis=0)
+        mono = self.heard(audio_path)
         options: dict[str, Any] = {"task": "transcribe"}
         if self.language:
             options["language"] = self.language
@@ -64,6 +71,19 @@ class WhisperLabeller:
         chunks = out.get("chunks") or [{"timestamp": (0.0, None), "text": out.get("text", "")}]
         checked = check_values(transcript_values(chunks, self.language))
         return Proposal(checked.values, checked.dropped)
+
+    def heard(self, audio_path: Path) -> np.ndarray:
+        """What Whisper transcribes: the song, or its vocals stem, as 16 kHz mono."""
+        if self.isolator is None:
+            return load_audio(audio_path, sample_rate=WHISPER_RATE, max_duration_s=None).waveform.mean(axis=0)
+        rate = self.isolator.samplerate
+        song = load_audio(audio_path, sample_rate=rate, max_duration_s=None)
+        try:
+            vocals = self.isolator.vocals(song.waveform)
+        except RuntimeError as err:
+            raise LabelError(f"vocal isolation failed: {str(err).splitlines()[0]}", path=audio_path,
+                             fix="try --device cpu, or leave --isolate-vocals out") from err
+        return resample(vocals, rate, WHISPER_RATE).mean(axis=0)
 
 
 def transcript_values(chunks: Sequence[dict[str, Any]], language: str | None) -> dict[str, object]:
@@ -108,6 +128,7 @@ def find_whisper(checkpoint_dir: Path, model: str | None) -> str:
 
 
 def open_whisper(checkpoint_dir: Path, model: str | None, device: torch.device,
-                 language: str | None = None) -> WhisperLabeller:
+                 language: str | None = None, isolator: VocalIsolator | None = None) -> WhisperLabeller:
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    return WhisperLabeller(find_whisper(checkpoint_dir, model), device=device, dtype=dtype, language=language)
+    return WhisperLabeller(find_whisper(checkpoint_dir, model), device=device, dtype=dtype, language=language,
+                           isolator=isolator)

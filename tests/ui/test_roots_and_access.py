@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from acetune.cli.app import main
-from acetune.errors import ConfigError
+from acetune.errors import AcetuneError, ConfigError
 from acetune.ui import OutsideRootsError, Roots, bind_warning, parse_auth
 
 
@@ -92,3 +92,36 @@ def test_help_imports_neither_gradio_nor_torch():
             "print(json.dumps(['gradio' in sys.modules, 'torch' in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [False, False]
+
+
+def test_the_default_roots_are_the_current_folder_and_the_checkpoints_folder(tmp_path, monkeypatch):
+    here, checkpoints = tmp_path / "here", tmp_path / "ckpt"
+    here.mkdir()
+    checkpoints.mkdir()
+    monkeypatch.chdir(here)
+    assert Roots.default(None, checkpoints).folders == (here, checkpoints)
+    assert Roots.default([tmp_path / "ckpt"], None).folders == (checkpoints,)
+    assert Roots.default(None, None).folders == (here,)
+    roots = Roots.default(None, checkpoints)
+    assert roots.check(str(checkpoints / "vae")) == checkpoints / "vae"  # the checkpoints are reachable
+    with pytest.raises(AcetuneError, match="--checkpoint-dir is not an existing folder") as caught:
+        Roots.default(None, tmp_path / "missing")
+    assert caught.value.path == tmp_path / "missing"
+
+
+def test_the_checkpoints_folder_prefills_every_checkpoints_field(tmp_path):
+    from acetune.ui.app import build_app
+    from acetune.ui.context import UiContext
+
+    root, checkpoints = tmp_path / "root", tmp_path / "ckpt"
+    root.mkdir()
+    checkpoints.mkdir()
+    ctx = UiContext.open(Roots.default([root], checkpoints), checkpoint_dir=checkpoints)
+    try:
+        values = {block.elem_id: getattr(block, "value", None) for block in build_app(ctx).blocks.values()
+                  if getattr(block, "elem_id", None)}
+    finally:
+        ctx.queue.close()
+    fields = ("label-checkpoints", "pre-checkpoints", "cfg-data-checkpoint_dir", "gen-checkpoints",
+              "merge-checkpoints")
+    assert {name: values[name] for name in fields} == dict.fromkeys(fields, str(checkpoints))

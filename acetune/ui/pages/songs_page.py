@@ -48,7 +48,7 @@ def build(ctx: UiContext, shared: dict) -> None:
         overwrite = gr.Checkbox(label="Replace existing bpm/key/time signature", value=False)
         analyze = gr.Button("Analyze bpm / key / time signature", elem_id="songs-analyze")
     analysis = gr.Textbox(label="Analysis", lines=4, interactive=False, elem_id="songs-analysis")
-    label = _build_labelling()
+    label = _build_labelling(ctx.checkpoints_text)
     shared.update(songs_folder=folder, tag=tag, position=position)
     label_boxes = [caption, lyrics, genre, bpm, key, timesig, language]
 

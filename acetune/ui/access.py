@@ -72,5 +72,5 @@ def bind_warning(host: str, auth: Login | None) -> str | None:
         raise ConfigError(f"--host {host} would let other machines reach the app, and no --auth was given",
                           fix="add --auth USER:PASS (or --auth-token TOKEN), or leave --host at 127.0.0.1 (this "
                               "machine only)")
-    return (f"warning: the app listens on {host}: anyone who can reach this machine and knows the password (or token) can "
-            "train, write and read files inside the --root folders")
+    return (f"warning: the app listens on {host}: anyone who can reach this machine and knows the password (or "
+            "token) can train, write and read files inside the --root folders")

@@ -4,7 +4,8 @@ Pages: Songs, Preprocess, Train, Generate, Adapters, Jobs. Long work runs as `ac
 processes (`jobs.JobQueue`), followed through their output and a run's events.jsonl.
 """
 
-from acetune.ui.access import DEFAULT_HOST, DEFAULT_PORT, bind_warning, parse_auth
+from acetune.ui.access import DEFAULT_HOST, DEFAULT_PORT, TokenLogin, bind_warning, login_of, parse_auth
 from acetune.ui.roots import OutsideRootsError, Roots
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "OutsideRootsError", "Roots", "bind_warning", "parse_auth"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "OutsideRootsError", "Roots", "TokenLogin", "bind_warning", "login_of",
+           "parse_auth"]

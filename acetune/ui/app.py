@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from acetune.ui.access import Login, TokenLogin
 from acetune.ui.context import UiContext
 from acetune.ui.pages import adapters_page, generate_page, jobs_page, preprocess_page, songs_page, train_page
 
@@ -30,12 +31,13 @@ def build_app(ctx: UiContext) -> gr.Blocks:
     return app
 
 
-def launch(ctx: UiContext, *, host: str, port: int, auth: tuple[str, str] | None, block: bool = True):
+def launch(ctx: UiContext, *, host: str, port: int, auth: Login | None, block: bool = True):
     """Serve the app (returns it when `block` is False); files are served only from inside the roots, and never
     through a share link."""
     app = build_app(ctx)
     app.queue(default_concurrency_limit=4)
-    app.launch(server_name=host, server_port=port, auth=auth, share=False, inbrowser=False,
+    message = auth.message if isinstance(auth, TokenLogin) else None
+    app.launch(server_name=host, server_port=port, auth=auth, auth_message=message, share=False, inbrowser=False,
                allowed_paths=[str(root) for root in ctx.roots.folders], css=CSS, prevent_thread_lock=not block,
                quiet=True, footer_links=[], ssr_mode=False, show_error=False)
     return app

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from acetune.errors import ConfigError
+
 
 def preprocess_args(songs: Path, checkpoints: Path, cache: Path, *, tag: str, tag_position: str, max_duration: float,
                     normalize: str, latent_mode: str, two_pass: bool, rebuild: bool, device: str) -> list[str]:
@@ -30,6 +32,21 @@ def resume_args(run_dir: Path) -> list[str]:
 
 def analyze_args(songs: Path, *, overwrite: bool) -> list[str]:
     return ["dataset", "analyze", str(songs)] + (["--overwrite"] if overwrite else [])
+
+
+LABELLERS = ("lm", "whisper")  # the local labellers the page offers (the cloud ones need keys set outside the app)
+
+
+def label_args(songs: Path, checkpoints: Path, *, labellers: list[str], dry_run: bool, overwrite: bool,
+               device: str = "auto") -> list[str]:
+    """`acetune dataset label`: each chosen labeller once (`--with`); none chosen is refused (the CLI would
+    quietly fall back to the LM)."""
+    if not labellers:
+        raise ConfigError("no labeller chosen", fix=f"tick at least one of {', '.join(LABELLERS)}")
+    args = ["dataset", "label", str(songs), "--checkpoint-dir", str(checkpoints), "--device", device]
+    for name in labellers:
+        args += ["--with", name]
+    return args + (["--dry-run"] if dry_run else []) + (["--overwrite"] if overwrite else [])
 
 
 def generate_args(checkpoints: Path, out: Path, *, caption: str, lyrics: str, language: str, bpm: int | None,

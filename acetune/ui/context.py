@@ -15,10 +15,17 @@ class UiContext:
     roots: Roots
     queue: JobQueue
     logs: dict[Path, RunLog] = field(default_factory=dict)  # one incremental reader per followed run folder
+    checkpoint_dir: Path | None = None  # `--checkpoint-dir`: pre-fills every checkpoints field
 
     @classmethod
-    def open(cls, roots: Roots, *, parallel: int = 1) -> UiContext:
-        return cls(roots, JobQueue(roots.state / "jobs", parallel=parallel))
+    def open(cls, roots: Roots, *, parallel: int = 1, checkpoint_dir: Path | None = None) -> UiContext:
+        checkpoints = None if checkpoint_dir is None else roots.check(checkpoint_dir, must_exist=True)
+        return cls(roots, JobQueue(roots.state / "jobs", parallel=parallel), checkpoint_dir=checkpoints)
+
+    @property
+    def checkpoints_text(self) -> str:
+        """The checkpoints folder as the pages' fields start with it ("" when none was given)."""
+        return "" if self.checkpoint_dir is None else str(self.checkpoint_dir)
 
     def run_log(self, folder: Path) -> RunLog:
         if folder not in self.logs:

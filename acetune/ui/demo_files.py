@@ -15,7 +15,7 @@ def build_demo_files(root: Path) -> tuple[Path, Path]:
     folder = root / DEMO_FOLDER
     checkpoints, song_folder = folder / "checkpoints", folder / "songs"
     if not checkpoints.is_dir():
-        write_tiny_bundle(checkpoints)
+        write_tiny_bundle(checkpoints, lm=True)  # as `acetune demo`: with the tiny 5 Hz LM for labelling
     if not song_folder.is_dir():
         write_demo_songs(song_folder)
     return checkpoints, song_folder

@@ -151,11 +151,12 @@ class JobQueue:
 
     def _check_end(self, job: Job) -> None:
         child = self._children.get(job.id)
-        if child is not None:
-            child.poll()  # reaps our own child
+        ended = None if child is None else child.poll()  # reaps our own child
         code_file = self._folder(job) / EXIT_CODE_FILE
         if code_file.is_file():
             job.exit_code = int(code_file.read_text().strip() or -1)
+        elif ended is not None:  # ours, ended without a word: stopped before it could start the command
+            job.exit_code = ended
         elif child is None and not _alive(job.pid):  # not ours (an earlier app) and gone without a word
             job.exit_code = -9
         else:

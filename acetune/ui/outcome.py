@@ -10,7 +10,8 @@ from acetune.errors import AcetuneError
 
 # acetune's exit codes (acetune/cli/exit_codes.py documents them; the UI reads them, as scripts do)
 STATES = {0: "done", 2: "failed", 3: "done, some inputs skipped", 4: "stopped (checkpoint saved)",
-          5: "halted (non-finite loss; last good state saved)", -9: "killed", 137: "killed (out of memory?)"}
+          5: "halted (non-finite loss; last good state saved)", -9: "killed",
+          -15: "stopped", 137: "killed (out of memory?)"}
 
 
 def state_of(code: int) -> str:

@@ -45,6 +45,14 @@ class Roots:
         """The app's own folder (job logs and configs), inside the first root."""
         return self.folders[0] / STATE_FOLDER
 
+    @classmethod
+    def default(cls, roots: list[Path] | None, checkpoint_dir: Path | None) -> Roots:
+        """`--root` folders (default: the current folder), and the checkpoints folder when one is given."""
+        if checkpoint_dir is not None and not Path(checkpoint_dir).expanduser().is_dir():
+            raise AcetuneError("--checkpoint-dir is not an existing folder", path=checkpoint_dir,
+                               fix="pass the folder that holds the ACE-Step checkpoints (vae/, the DiT, ...)")
+        return cls.of([*(roots or [Path.cwd()]), *([] if checkpoint_dir is None else [checkpoint_dir])])
+
     def check(self, path: Path | str, *, must_exist: bool = False) -> Path:
         """`path` resolved (relative paths are taken from the first root); outside every root it is refused."""
         text = os.fspath(path).strip()

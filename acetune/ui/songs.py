@@ -13,12 +13,13 @@ from pathlib import Path
 from acetune.data.captions import TagConfig, genre_indices, select_caption
 from acetune.data.dataset import ScanResult, scan_dataset
 from acetune.data.labels import SampleLabels
+from acetune.data.machine_labels import value_sources
 from acetune.data.sidecars import update_json_sidecar
 
 # the labels the page edits: field name -> column header
 EDITABLE = {"caption": "caption", "lyrics": "lyrics", "genre": "genre", "bpm": "bpm", "keyscale": "key",
             "timesignature": "time sig.", "language": "language"}
-HEADERS = ["file", *EDITABLE.values(), "label sources", "problem"]
+HEADERS = ["file", *EDITABLE.values(), "label sources", "auto-labelled", "problem"]
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,16 @@ def song_table(folder: Path) -> SongTable:
         labels = sample.labels.to_dict(full=True)
         values = ["" if labels[key] in (None, "unknown") else str(labels[key]) for key in EDITABLE]
         sources = ", ".join(_inside(p, root) for p in sample.label_sources) or "-"
-        rows.append([sample.relative, *values, sources, ""])
+        rows.append([sample.relative, *values, sources, machine_sources(sample.labels), ""])
     for problem in result.problems:
-        rows.append([_inside(problem.path, root), *([""] * len(EDITABLE)), "-", problem.reason])
+        rows.append([_inside(problem.path, root), *([""] * len(EDITABLE)), "-", "", problem.reason])
     notices = [f"{_inside(n.path, root)}: {n.text}" for n in result.notices + result.dataset.uncaptioned()]
     return SongTable(root, rows, notices)
+
+
+def machine_sources(labels: SampleLabels) -> str:
+    """Which auto-labeller wrote which field (`acetune dataset label`), e.g. "caption: lm:acestep-5Hz-lm-1.7B"."""
+    return ", ".join(f"{field}: {source}" for field, source in value_sources(labels).items())
 
 
 def _inside(path: Path, root: Path) -> str:

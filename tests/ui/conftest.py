@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 from pathlib import Path
 
@@ -14,6 +16,33 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+STOP_S = 180  # a stopped training run saves a checkpoint first (a busy 2-core machine)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of a job's session is left (each job is the leader of its own process group)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_every_job(queue) -> None:
+    """Stop every job the test started and wait for its end: the app leaves its runs going on purpose (they
+    outlive it), a test must not. A process group still alive after that is killed and fails the test."""
+    for job in queue.listing():
+        if job.active:
+            queue.stop(job.id)
+    started = [job for job in queue.listing() if job.pid]
+    for job in started:
+        queue.wait(job.id, STOP_S)
+    left = [job for job in started if group_alive(job.pid)]
+    for job in left:
+        os.killpg(job.pid, signal.SIGKILL)
+    assert not left, f"jobs still running after the test stopped them: {[job.command_line() for job in left]}"
 
 
 @pytest.fixture()
@@ -37,7 +66,10 @@ def served(tmp_path):
         yield f"http://127.0.0.1:{port}/", ctx, root
     finally:
         app.close()
-        ctx.queue.close()
+        try:
+            stop_every_job(ctx.queue)
+        finally:
+            ctx.queue.close()
 
 
 @pytest.fixture()

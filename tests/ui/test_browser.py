@@ -71,6 +71,13 @@ def test_whole_path_in_the_browser(served, browser, tmp_path):
     expect_value(page, "songs-status", r"^error: /etc: is outside the folders .*fix: ", 30_000)
     page.click("#build-demo")
     expect_value(page, "songs-status", r"^6 file\(s\)", 120_000)
+    # auto-labelling: the demo's checkpoints came over; no labeller ticked is refused on the page (a real run
+    # of the tiny LM costs a minute here: its command line is tested in test_commands.py)
+    page.get_by_text("Label with the 5 Hz LM / Whisper").click()
+    expect_value(page, "label-checkpoints", str(root / "acetune-demo" / "checkpoints"), 30_000)
+    page.locator("#label-with").get_by_text("lm", exact=True).click()
+    page.click("#label-start")
+    expect_value(page, "label-output", r"^error: no labeller chosen.*fix: tick at least one of lm, whisper", 30_000)
     songs = root / "acetune-demo" / "songs"
     sidecar = songs / "sunrise_pop.json"
     sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "mood": "sunny"}))  # a key acetune does not know

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 from acetune import __version__
 from acetune.ui.jobs import JobQueue
+from tests.ui.conftest import free_port, group_alive, stop_every_job
 
 WAIT_S = 120
 
@@ -61,3 +63,33 @@ def test_a_restarted_app_finds_its_running_job_again(tmp_path):
         assert (found.state, found.exit_code) == ("done", 0) and second_app.log(found).strip() == __version__
     finally:
         second_app.close()
+
+
+def test_a_job_stopped_as_it_starts_ends_and_is_not_left_running(tmp_path):
+    """A stop that reaches the wrapper before it set up its signal handler ends it without an exit_code file:
+    the job is still recorded as ended (it once stayed "running" for ever)."""
+    queue = JobQueue(tmp_path / "jobs")
+    try:
+        job = queue.submit("version", ["--version"])
+        queue.stop(job.id)
+        ended = queue.wait(job.id, WAIT_S)
+        assert not ended.active and ended.state in ("stopped", "done") and not group_alive(ended.pid)
+    finally:
+        queue.close()
+
+
+def test_the_test_teardown_leaves_no_job_running(tmp_path):
+    """What the browser test's fixture does at its end: a job that would run for ever (here the app itself,
+    serving until stopped) is stopped once it serves, queued ones are cancelled, and no process is left."""
+    queue = JobQueue(tmp_path / "jobs")
+    try:
+        job = queue.submit("ui", ["ui", "--root", str(tmp_path), "--port", str(free_port())])
+        queued = queue.submit("two", ["--version"])
+        deadline = time.monotonic() + WAIT_S
+        while "acetune ui on" not in queue.log(job) and time.monotonic() < deadline:
+            queue.wait(job.id, 0.5)  # (returns at once if the app ended)
+        assert job.state == "running" and "acetune ui on" in queue.log(job)
+        stop_every_job(queue)
+        assert (job.state, queue.jobs[queued.id].state) == ("stopped", "cancelled") and not group_alive(job.pid)
+    finally:
+        queue.close()

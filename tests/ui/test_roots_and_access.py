@@ -12,8 +12,8 @@ import urllib.request
 import pytest
 
 from acetune.cli.app import main
-from acetune.errors import ConfigError
-from acetune.ui import OutsideRootsError, Roots, bind_warning, parse_auth
+from acetune.errors import AcetuneError, ConfigError
+from acetune.ui import OutsideRootsError, Roots, bind_warning, login_of, parse_auth
 
 
 def test_paths_inside_the_roots_resolve_and_others_are_refused(tmp_path):
@@ -92,3 +92,73 @@ def test_help_imports_neither_gradio_nor_torch():
             "print(json.dumps(['gradio' in sys.modules, 'torch' in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [False, False]
+
+
+def test_the_default_roots_are_the_current_folder_and_the_checkpoints_folder(tmp_path, monkeypatch):
+    here, checkpoints = tmp_path / "here", tmp_path / "ckpt"
+    here.mkdir()
+    checkpoints.mkdir()
+    monkeypatch.chdir(here)
+    assert Roots.default(None, checkpoints).folders == (here, checkpoints)
+    assert Roots.default([tmp_path / "ckpt"], None).folders == (checkpoints,)
+    assert Roots.default(None, None).folders == (here,)
+    roots = Roots.default(None, checkpoints)
+    assert roots.check(str(checkpoints / "vae")) == checkpoints / "vae"  # the checkpoints are reachable
+    with pytest.raises(AcetuneError, match="--checkpoint-dir is not an existing folder") as caught:
+        Roots.default(None, tmp_path / "missing")
+    assert caught.value.path == tmp_path / "missing"
+
+
+def test_the_checkpoints_folder_prefills_every_checkpoints_field(tmp_path):
+    from acetune.ui.app import build_app
+    from acetune.ui.context import UiContext
+
+    root, checkpoints = tmp_path / "root", tmp_path / "ckpt"
+    root.mkdir()
+    checkpoints.mkdir()
+    ctx = UiContext.open(Roots.default([root], checkpoints), checkpoint_dir=checkpoints)
+    try:
+        values = {block.elem_id: getattr(block, "value", None) for block in build_app(ctx).blocks.values()
+                  if getattr(block, "elem_id", None)}
+    finally:
+        ctx.queue.close()
+    fields = ("label-checkpoints", "pre-checkpoints", "cfg-data-checkpoint_dir", "gen-checkpoints",
+              "merge-checkpoints")
+    assert {name: values[name] for name in fields} == dict.fromkeys(fields, str(checkpoints))
+
+
+def test_a_token_login_takes_the_token_as_the_password_and_hides_it():
+    token = "a-token-long-enough-1234"
+    login = login_of(None, token)
+    assert login("anyone", token) and login("me", token) and not login("me", token[:-1]) and not login("me", "")
+    assert token not in repr(login) and token not in bind_warning("0.0.0.0", login)
+    assert login_of("me:secret", None) == ("me", "secret") and login_of(None, None) is None
+    with pytest.raises(ConfigError, match="both --auth and --auth-token"):
+        login_of("me:secret", token)
+    with pytest.raises(ConfigError, match="shorter than 16") as caught:
+        login_of(None, "short")
+    assert "short" not in str(caught.value).replace("shorter", "")
+
+
+def test_the_app_lets_in_the_token_and_nobody_else(tmp_path, port):
+    from http.cookiejar import CookieJar
+
+    from acetune.ui.app import launch
+    from acetune.ui.context import UiContext
+
+    token = "a-token-long-enough-1234"
+    ctx = UiContext.open(Roots.of([tmp_path]))
+    app = launch(ctx, host="127.0.0.1", port=port, auth=login_of(None, token), block=False)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(f"{base}/config")
+        assert caught.value.code == 401
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        with pytest.raises(urllib.error.HTTPError):
+            browser.open(f"{base}/login", data=b"username=me&password=not-the-token")
+        browser.open(f"{base}/login", data=f"username=anyone&password={token}".encode())
+        assert browser.open(f"{base}/config").status == 200  # logged in: the app answers
+    finally:
+        app.close()
+        ctx.queue.close()

@@ -32,6 +32,15 @@ def test_the_table_lists_labels_sources_and_problems(folder):
     assert table.files == ["a.wav", "b.wav"]
 
 
+def test_the_table_names_the_auto_labeller_of_each_field(folder):
+    """`acetune dataset label` records field -> labeller in song.json; the page shows it beside the files."""
+    (folder / "a.json").write_text(json.dumps({"caption": "warm pads", "genre": "ambient", "label_sources": {
+        "caption": "lm:acestep-5Hz-lm-1.7B", "genre": "lm:acestep-5Hz-lm-1.7B"}}))
+    rows = {row[0]: dict(zip(songs.HEADERS, row)) for row in songs.song_table(folder).rows}
+    assert rows["a.wav"]["auto-labelled"] == "caption: lm:acestep-5Hz-lm-1.7B, genre: lm:acestep-5Hz-lm-1.7B"
+    assert rows["b.wav"]["auto-labelled"] == "" and rows["c.wav"]["auto-labelled"] == ""
+
+
 def test_an_edit_writes_song_json_and_keeps_unknown_keys(folder):
     values = {key: "" for key in songs.EDITABLE}
     values.update(caption="bright keys", bpm="120", language="en")

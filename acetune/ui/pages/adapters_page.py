@@ -19,7 +19,7 @@ def build(ctx: UiContext, shared: dict) -> None:
         comfy = gr.Button("Export for ComfyUI", elem_id="adapters-comfyui")
         diffusers = gr.Button("Export for diffusers", elem_id="adapters-diffusers")
     with gr.Accordion("Merge into the base model", open=False):
-        checkpoints = gr.Textbox(label="Checkpoints folder", elem_id="merge-checkpoints")
+        checkpoints = gr.Textbox(ctx.checkpoints_text, label="Checkpoints folder", elem_id="merge-checkpoints")
         strength = gr.Slider(0, 2, value=1.0, step=0.05, label="Strength")
         out = gr.Textbox(label="New model folder", elem_id="merge-out")
         layout = gr.Radio(["official", "diffusers"], value="official", label="Layout")

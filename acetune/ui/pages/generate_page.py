@@ -20,7 +20,7 @@ _WROTE = re.compile(r"^wrote (.+)$")
 
 
 def build(ctx: UiContext, shared: dict) -> None:
-    checkpoints = gr.Textbox(label="Checkpoints folder", elem_id="gen-checkpoints")
+    checkpoints = gr.Textbox(ctx.checkpoints_text, label="Checkpoints folder", elem_id="gen-checkpoints")
     shared["checkpoints"].change(lambda v: v, [shared["checkpoints"]], [checkpoints])
     caption = gr.Textbox(label="Caption", lines=2, info="genre, instruments, mood; add the adapter's trigger word",
                          elem_id="gen-caption")

@@ -13,8 +13,8 @@ def build(ctx: UiContext, shared: dict) -> None:
     gr.Markdown("Decode, encode and cache every song once (reruns redo only new or changed songs). "
                 "Runs as `acetune preprocess` in its own process; the validation report follows.")
     songs = gr.Textbox(label="Songs folder", elem_id="pre-songs")
-    checkpoints = gr.Textbox(label="Checkpoints folder", info="holds vae/, Qwen3-Embedding-0.6B/ and the DiT",
-                             elem_id="pre-checkpoints")
+    checkpoints = gr.Textbox(ctx.checkpoints_text, label="Checkpoints folder",
+                             info="holds vae/, Qwen3-Embedding-0.6B/ and the DiT", elem_id="pre-checkpoints")
     cache = gr.Textbox(label="Cache folder to write", elem_id="pre-cache")
     with gr.Accordion("Options", open=False):
         max_duration = gr.Number(240, label="Max duration (s)", info="keep at most this many seconds of each song "

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import gradio as gr
 
 from acetune.data.captions import TAG_POSITIONS
 from acetune.data.demo_songs import DEMO_TAG
 from acetune.ui import songs
-from acetune.ui.commands import analyze_args
+from acetune.ui.commands import LABELLERS, analyze_args, label_args
 from acetune.ui.context import UiContext
 from acetune.ui.demo_files import build_demo_files
 from acetune.ui.pages.common import guarded, tail
@@ -46,6 +48,7 @@ def build(ctx: UiContext, shared: dict) -> None:
         overwrite = gr.Checkbox(label="Replace existing bpm/key/time signature", value=False)
         analyze = gr.Button("Analyze bpm / key / time signature", elem_id="songs-analyze")
     analysis = gr.Textbox(label="Analysis", lines=4, interactive=False, elem_id="songs-analysis")
+    label = _build_labelling(ctx.checkpoints_text)
     shared.update(songs_folder=folder, tag=tag, position=position)
     label_boxes = [caption, lyrics, genre, bpm, key, timesig, language]
 
@@ -56,15 +59,15 @@ def build(ctx: UiContext, shared: dict) -> None:
         text = "\n".join(f"- {n}" for n in listing.notices)
         return listing.rows, gr.update(choices=listing.files, value=None), text, f"{len(listing.rows)} file(s)"
 
-    @guarded(2)
+    @guarded(3)
     def on_demo():
         checkpoints, song_folder = build_demo_files(ctx.roots.folders[0])
-        return str(song_folder), f"built {checkpoints} and {song_folder}"
+        return str(song_folder), str(checkpoints), f"built {checkpoints} and {song_folder}"
 
     @guarded(len(label_boxes) + 2)
     def on_pick(path, file):
-        if not file:
-            return (*[""] * len(label_boxes), None, "")
+        if not file:  # the list was just (re)loaded: the load's status stays
+            return (*[""] * len(label_boxes), None, gr.skip())
         checked = ctx.roots.check(path, must_exist=True)
         labels = songs.song_labels(checked, file).to_dict(full=True)
         values = ["" if labels[k] in (None, "unknown") else str(labels[k]) for k in songs.EDITABLE]
@@ -93,7 +96,7 @@ def build(ctx: UiContext, shared: dict) -> None:
     job_id = gr.State("")
     load.click(on_load, [folder], [table, song, notices, status])
     folder.submit(on_load, [folder], [table, song, notices, status])
-    demo.click(on_demo, [], [folder, status]).then(on_load, [folder], [table, song, notices, status])
+    demo.click(on_demo, [], [folder, label.checkpoints, status]).then(on_load, [folder], [table, song, notices, status])
     song.change(on_pick, [folder, song], [*label_boxes, player, status]).then(
         on_preview, [folder, song, tag, position], [preview])
     save.click(on_save, [folder, song, *label_boxes], [table, status]).then(
@@ -102,10 +105,58 @@ def build(ctx: UiContext, shared: dict) -> None:
         control.change(on_preview, [folder, song, tag, position], [preview])
     analyze.click(on_analyze, [folder, overwrite], [job_id, analysis])
 
+    @guarded(2)
+    def on_label(path, ckpt, chosen, dry_run, replace):
+        check = ctx.roots.check
+        args = label_args(check(path, must_exist=True), check(ckpt, must_exist=True), labellers=list(chosen),
+                          dry_run=dry_run, overwrite=replace)
+        job = ctx.queue.submit("label", args)
+        return job.id, ctx.job_line(job)
+
+    label.start.click(on_label, [folder, label.checkpoints, label.labellers, label.dry_run, label.overwrite],
+                      [label.job_id, label.output])
+
     def follow(job):
-        if not job:
-            return gr.skip()
-        found = ctx.queue.jobs.get(job)
+        found = ctx.queue.jobs.get(job) if job else None
         return gr.skip() if found is None else ctx.job_line(found) + "\n" + tail(ctx.queue.log(found), 12)
 
-    gr.Timer(1.0).tick(follow, [job_id], [analysis], concurrency_limit=None)
+    def follow_label(job, path):
+        """The labeller's output; once it ended, the table again (with the sources it wrote) and no more polling."""
+        found = ctx.queue.jobs.get(job) if job else None
+        if found is None:
+            return gr.skip(), gr.skip(), gr.skip()
+        text = ctx.job_line(found) + "\n" + tail(ctx.queue.log(found), 20)
+        if found.active:
+            return text, gr.skip(), gr.skip()
+        return text, "", on_load(path)[0]
+
+    timer = gr.Timer(1.0)
+    timer.tick(follow, [job_id], [analysis], concurrency_limit=None)
+    timer.tick(follow_label, [label.job_id, folder], [label.output, label.job_id, table], concurrency_limit=None)
+
+
+@dataclass(frozen=True)
+class _Labelling:
+    checkpoints: gr.Textbox
+    labellers: gr.CheckboxGroup
+    dry_run: gr.Checkbox
+    overwrite: gr.Checkbox
+    start: gr.Button
+    output: gr.Textbox
+    job_id: gr.State
+
+
+def _build_labelling(checkpoints: str = "") -> _Labelling:
+    with gr.Accordion("Label with the 5 Hz LM / Whisper (`acetune dataset label`)", open=False,
+                      elem_id="songs-label"):
+        folder = gr.Textbox(checkpoints, label="Checkpoints folder", elem_id="label-checkpoints",
+                            info="holds acestep-5Hz-lm-*/ (and whisper-*/ for Whisper) beside the DiT")
+        labellers = gr.CheckboxGroup(list(LABELLERS), value=["lm"], label="Labellers", elem_id="label-with",
+                                     info="lm: the 5 Hz LM describes each song (caption, genre, bpm, key, …); "
+                                          "whisper: transcribes the lyrics")
+        with gr.Row():
+            dry_run = gr.Checkbox(True, label="Dry run (show what would be written)", elem_id="label-dry-run")
+            overwrite = gr.Checkbox(False, label="Also replace values you wrote", elem_id="label-overwrite")
+        start = gr.Button("Label", elem_id="label-start")
+        output = gr.Textbox(label="Labelling", lines=8, interactive=False, elem_id="label-output")
+    return _Labelling(folder, labellers, dry_run, overwrite, start, output, gr.State(""))

@@ -60,11 +60,13 @@ class _Monitor:
         return [self.status, self.summary, self.plot, self.points, self.tensorboard, *self.players]
 
 
-def _build_form(fields: list[train_form.FormField]) -> _Form:
+def _build_form(fields: list[train_form.FormField], checkpoints: str) -> _Form:
     presets = train_form.preset_names()
     preset = gr.Dropdown(presets, value="quick_test" if "quick_test" in presets else presets[0], label="Preset",
                          info="built-in and your own (`acetune presets list`)", elem_id="train-preset")
     values = train_form.preset_values(preset.value, fields)
+    if checkpoints:  # `acetune ui --checkpoint-dir`
+        values[[f.key for f in fields].index("data.checkpoint_dir")] = checkpoints
     common = [f for f in fields if f.key in train_form.COMMON]
     with gr.Group():
         controls = [_control(field, value) for field, value in zip(common, values)]
@@ -98,7 +100,7 @@ def build(ctx: UiContext, shared: dict) -> None:
     fields = train_form.form_fields()
     with gr.Row(equal_height=False):
         with gr.Column(min_width=300):
-            form = _build_form(fields)
+            form = _build_form(fields, ctx.checkpoints_text)
         with gr.Column(min_width=300):
             monitor = _build_monitor()
     preset, controls, memory, anyway = form.preset, form.controls, form.memory, form.anyway

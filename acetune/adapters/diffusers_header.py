@@ -32,7 +32,6 @@ from acetune.errors import ModelLoadError
 from acetune.model.diffusers_keys import module_to_diffusers
 
 METADATA_KEY = "lora_adapter_metadata"
-WEIGHTS_NAME = "pytorch_lora_weights.safetensors"  # diffusers' LORA_WEIGHT_NAME_SAFE: what it looks for in a folder
 PREFIX = "transformer"
 CONVERTED_PROJECTIONS = ("q_proj", "k_proj")  # a key with one of these makes diffusers rename the PEFT file's keys
 

@@ -14,11 +14,11 @@ from torch import nn
 from acetune.adapters.attached import AttachedAdapter
 from acetune.adapters.config_json import config_from_json
 from acetune.adapters.groups import full_param_groups
+from acetune.adapters.kinds import FULL_WEIGHTS as WEIGHTS_FILE
 from acetune.adapters.safetensors_io import read_safetensors, require_same_tensors, write_safetensors
 from acetune.config import AdapterConfig, AdapterKind
 from acetune.errors import ConfigError, ModelLoadError
 
-WEIGHTS_FILE = "decoder.safetensors"
 KEY_PREFIX = "decoder."
 log = logging.getLogger(__name__)
 

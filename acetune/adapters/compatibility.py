@@ -66,9 +66,10 @@ def _ace_step_app(header: AdapterHeader) -> Support:
     if _with_config(header):
         return Support(name, "yes", "its LoRA loader takes this folder")
     lokr = KINDS[AdapterKind.LOKR]
-    if header.kind == AdapterKind.LOKR and (header.path.name == lokr.weights_file or lokr.upstream_config in header.metadata):
+    if header.kind == AdapterKind.LOKR and (header.path.name == lokr.weights_file
+                                           or lokr.upstream_config in header.metadata):
         return Support(name, "yes", "app versions that load LoKr (not f30aee4)")
-    if header.kind == "full":
+    if header.kind == AdapterKind.FULL:
         return Support(name, "no", "merge it (`acetune merge`); the app loads the merged model folder")
     return Support(name, "no", "it loads PEFT folders and LoKr files")
 

@@ -35,6 +35,7 @@ class KindFacts:
     weights_file: str  # the weights file save_adapter writes (PEFT also writes PEFT_CONFIG beside it)
     diffusers: bool  # diffusers' AceStepPipeline loads it as an adapter
     comfyui: bool  # ComfyUI patches it as an adapter (a full fine-tune is merged instead)
+    live_strength: bool  # a live (training) adapter scales to any strength, 0 = the base (strength.py)
     upstream_config: str | None = None  # LyCORIS: the header entry with the upstream `<algo>_config` JSON
 
     @property
@@ -44,13 +45,14 @@ class KindFacts:
 
 
 KINDS: dict[AdapterKind, KindFacts] = {
-    AdapterKind.LORA: KindFacts("LoRA", PEFT, PEFT_WEIGHTS, diffusers=True, comfyui=True),
-    AdapterKind.DORA: KindFacts("DoRA", PEFT, PEFT_WEIGHTS, diffusers=True, comfyui=True),
+    AdapterKind.LORA: KindFacts("LoRA", PEFT, PEFT_WEIGHTS, diffusers=True, comfyui=True, live_strength=True),
+    AdapterKind.DORA: KindFacts("DoRA", PEFT, PEFT_WEIGHTS, diffusers=True, comfyui=True, live_strength=False),
     AdapterKind.LOKR: KindFacts("LoKr", LYCORIS, "lokr_weights.safetensors", diffusers=True, comfyui=True,
-                                upstream_config="lokr_config"),
+                                live_strength=True, upstream_config="lokr_config"),
     AdapterKind.LOHA: KindFacts("LoHa", LYCORIS, "loha_weights.safetensors", diffusers=False, comfyui=True,
-                                upstream_config="loha_config"),
-    AdapterKind.FULL: KindFacts("full fine-tune", FULL, "decoder.safetensors", diffusers=False, comfyui=False),
+                                live_strength=True, upstream_config="loha_config"),
+    AdapterKind.FULL: KindFacts("full fine-tune", FULL, "decoder.safetensors", diffusers=False, comfyui=False,
+                                live_strength=False),
 }
 
 LYCORIS_FILES = tuple(f.weights_file for f in KINDS.values() if f.backend == LYCORIS)

@@ -13,6 +13,7 @@ from torch import nn
 
 from acetune.adapters.attached import AttachedAdapter
 from acetune.adapters.full import attach_full
+from acetune.adapters.kinds import KINDS, LYCORIS, PEFT
 from acetune.adapters.lycoris_backend import attach_lycoris
 from acetune.adapters.peft_backend import attach_peft
 from acetune.adapters.targets import require_plain_decoder, target_module_names
@@ -20,12 +21,7 @@ from acetune.config import AdapterConfig, AdapterKind
 from acetune.errors import ConfigError
 from acetune.model.devices import cuda_indices, forked_rng
 
-_BACKENDS = {
-    AdapterKind.LORA: attach_peft,
-    AdapterKind.DORA: attach_peft,
-    AdapterKind.LOKR: attach_lycoris,
-    AdapterKind.LOHA: attach_lycoris,
-}
+_BACKENDS = {PEFT: attach_peft, LYCORIS: attach_lycoris}  # full needs no target list: attach_full
 
 
 def attach(decoder: nn.Module, config: AdapterConfig, *, seed: int | None = None) -> AttachedAdapter:
@@ -46,7 +42,7 @@ def attach(decoder: nn.Module, config: AdapterConfig, *, seed: int | None = None
     with _seeded(seed, decoder):
         if kind is AdapterKind.FULL:
             return attach_full(decoder, config)
-        return _BACKENDS[kind](decoder, config, target_module_names(decoder, config))
+        return _BACKENDS[KINDS[kind].backend](decoder, config, target_module_names(decoder, config))
 
 
 @contextmanager

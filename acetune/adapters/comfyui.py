@@ -37,6 +37,7 @@ import torch
 
 from acetune.adapters.diffusers_header import METADATA_KEY as DIFFUSERS_KEY
 from acetune.adapters.formats import AdapterFile, read_adapter
+from acetune.adapters.kinds import LYCORIS, facts
 from acetune.adapters.safetensors_io import read_safetensors
 from acetune.adapters.single_file import check_output_file, write_output_file
 from acetune.errors import ConfigError, ModelLoadError
@@ -95,11 +96,12 @@ def export_comfyui(adapter: str | Path | AdapterFile, out_file: str | Path, *, p
 
 def _comfyui_tensors(adapter: AdapterFile, prefix: str) -> dict[str, torch.Tensor]:
     """The factor export: lora_down/lora_up/alpha (and dora_scale), or LyCORIS keys."""
-    if adapter.kind == "full":
-        raise ConfigError(f"{adapter.path.name} is a full fine-tune, not an adapter ComfyUI can patch",
+    row = facts(adapter.kind)
+    if row is not None and not row.comfyui:
+        raise ConfigError(f"{adapter.path.name} is a {row.display}, not an adapter ComfyUI can patch",
                           path=adapter.path, fix="merge it into the base model instead (`acetune merge`) "
                                                  "and load that folder")
-    if adapter.kind == "diff" or adapter.kind in ("lokr", "loha") and adapter.format == "lycoris":
+    if row is None or row.backend == LYCORIS and adapter.format == "lycoris":
         return read_safetensors(adapter.path)[0]  # pass-through: ComfyUI reads these keys as they are
     replaced = sorted(d.target for d in adapter.deltas.values() if d.kind == "full")
     if replaced:

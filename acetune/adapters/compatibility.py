@@ -22,7 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from acetune.adapters.diffusers_export import diffusers_loading
-from acetune.adapters.formats import PEFT_CONFIG, AdapterFile, AdapterHeader
+from acetune.adapters.formats import AdapterFile, AdapterHeader
+from acetune.adapters.kinds import KINDS, PEFT_CONFIG
+from acetune.config import AdapterKind
 
 COMFYUI_DORA_ERROR = "12–32 %"  # the error of its weight change on ACE-Step DoRA adapters (issue 10)
 
@@ -63,9 +65,11 @@ def _ace_step_app(header: AdapterHeader) -> Support:
     name = "ACE-Step app"
     if _with_config(header):
         return Support(name, "yes", "its LoRA loader takes this folder")
-    if header.kind == "lokr" and (header.path.name == "lokr_weights.safetensors" or "lokr_config" in header.metadata):
+    lokr = KINDS[AdapterKind.LOKR]
+    if header.kind == AdapterKind.LOKR and (header.path.name == lokr.weights_file
+                                           or lokr.upstream_config in header.metadata):
         return Support(name, "yes", "app versions that load LoKr (not f30aee4)")
-    if header.kind == "full":
+    if header.kind == AdapterKind.FULL:
         return Support(name, "no", "merge it (`acetune merge`); the app loads the merged model folder")
     return Support(name, "no", "it loads PEFT folders and LoKr files")
 

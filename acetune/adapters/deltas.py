@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 import torch
 
-KINDS = ("lora", "dora", "lokr", "loha", "full", "diff")
-
 
 @dataclass(frozen=True, eq=False)
 class ModuleDelta:
@@ -31,7 +29,7 @@ class ModuleDelta:
     """
 
     module: str
-    kind: str  # one of KINDS
+    kind: str  # an AdapterKind value, or kinds.DIFF
     tensors: dict[str, torch.Tensor]
     scale: float = 1.0
     param: str = "weight"

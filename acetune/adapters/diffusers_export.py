@@ -25,12 +25,13 @@ import torch
 
 from acetune.adapters.deltas import ModuleDelta
 from acetune.adapters.diffusers_header import METADATA_KEY, PREFIX, effective_alpha, lora_metadata
-from acetune.adapters.formats import PEFT_CONFIG, AdapterFile, read_adapter
+from acetune.adapters.formats import AdapterFile, read_adapter
+from acetune.adapters.kinds import FULL, KINDS, PEFT_CONFIG, UPSTREAM_CONFIGS, facts
 from acetune.adapters.single_file import check_output_file, write_output_file
 from acetune.errors import ConfigError
 from acetune.model.diffusers_keys import module_to_diffusers
 
-_SOURCE_KEYS = {"format", "algo", "lokr_config", "loha_config", "source_format", METADATA_KEY}  # describe other keys
+_SOURCE_KEYS = {"format", "algo", *UPSTREAM_CONFIGS, "source_format", METADATA_KEY}  # describe other keys
 
 
 class DiffusersFormatError(ConfigError):
@@ -75,12 +76,14 @@ def diffusers_tensors(adapter: AdapterFile) -> tuple[dict[str, torch.Tensor], di
 
 def unsupported_reason(adapter: AdapterFile) -> str | None:
     """Why diffusers 0.42.1 cannot load `adapter` as an adapter, or None when `export_diffusers` can write it."""
-    if adapter.kind == "full":
-        return "a full fine-tune is not an adapter diffusers can load"
-    if adapter.kind == "diff":
+    row = facts(adapter.kind)
+    if row is None:
         return "a full weight difference (ComfyUI .diff) is not an adapter diffusers can load"
-    if adapter.kind == "loha":
-        return "diffusers has no LoHa loader (it loads LoRA, DoRA and LoKr adapters only)"
+    if row.backend == FULL:
+        return "a full fine-tune is not an adapter diffusers can load"
+    if not row.diffusers:
+        loaded = ", ".join(r.display for r in KINDS.values() if r.diffusers)
+        return f"diffusers has no {row.display} loader (it loads {loaded} adapters only)"
     replaced = sorted(d.target for d in adapter.deltas.values() if d.kind == "full")
     if replaced:
         return f"the adapter also trained biases (e.g. {replaced[0]}), which a diffusers LoRA cannot carry"

@@ -27,12 +27,12 @@ from collections import Counter
 from pathlib import Path
 
 from acetune.adapters.attached import AttachedAdapter
+from acetune.adapters.kinds import KINDS, PEFT
 from acetune.config import AdapterKind
 from acetune.errors import ModelLoadError
 from acetune.model.diffusers_keys import module_to_diffusers
 
 METADATA_KEY = "lora_adapter_metadata"
-WEIGHTS_NAME = "pytorch_lora_weights.safetensors"  # diffusers' LORA_WEIGHT_NAME_SAFE: what it looks for in a folder
 PREFIX = "transformer"
 CONVERTED_PROJECTIONS = ("q_proj", "k_proj")  # a key with one of these makes diffusers rename the PEFT file's keys
 
@@ -63,7 +63,7 @@ def peft_file_header(attached: AttachedAdapter) -> dict[str, str]:
     `acetune export-diffusers` writes a file with diffusers' own names.
     """
     config = attached.config
-    if attached.kind not in (AdapterKind.LORA, AdapterKind.DORA) or config.bias != "none":
+    if KINDS[attached.kind].backend != PEFT or config.bias != "none":
         return {}
     if not any(name.rsplit(".", 1)[-1] in CONVERTED_PROJECTIONS for name in attached.targets):
         return {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from acetune.adapters.formats import STANDARD_FILES
+from acetune.adapters.kinds import STANDARD_FILES
 
 RUN_OUTPUTS = {"final": "", "best": "_best"}  # run sub-folders holding an inference adapter -> name tag
 RUN_CHECKPOINTS = "checkpoints"  # train/checkpoint.py CHECKPOINTS_DIR (adapters may not import train)

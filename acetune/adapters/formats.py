@@ -20,22 +20,17 @@ from pathlib import Path
 
 import torch
 
-from acetune.adapters import full, lycoris_backend, peft_backend
 from acetune.adapters.alpha_sources import GIVEN, HEADER, HeaderAlpha, LoraAlpha, alpha_from_header, checked_alpha
 from acetune.adapters.config_json import read_json_object
 from acetune.adapters.deltas import ModuleDelta
 from acetune.adapters.diffusers_header import METADATA_KEY as DIFFUSERS_HEADER
-from acetune.adapters.diffusers_header import WEIGHTS_NAME as DIFFUSERS_WEIGHTS
 from acetune.adapters.diffusers_header import transformer_config
 from acetune.adapters.key_names import DIFFUSERS_PREFIX, KeyGroups, group_keys
+from acetune.adapters.kinds import PEFT_CONFIG
+from acetune.adapters.locate import locate
 from acetune.adapters.safetensors_io import read_header, read_safetensors
 from acetune.errors import ModelLoadError
 
-# the file names the training-side writers use (one definition each)
-PEFT_CONFIG, PEFT_WEIGHTS, FULL_WEIGHTS = peft_backend.CONFIG_FILE, peft_backend.WEIGHTS_FILE, full.WEIGHTS_FILE
-LYCORIS_FILES = tuple(lycoris_backend.WEIGHTS_FILES.values())
-WEIGHTS_FILES = (*LYCORIS_FILES, FULL_WEIGHTS, DIFFUSERS_WEIGHTS)  # what a folder holds besides a PEFT pair
-STANDARD_FILES = frozenset({PEFT_CONFIG, PEFT_WEIGHTS, *WEIGHTS_FILES})  # named by their folder
 _PEFT_KEY = re.compile(r"base_model\.model\.([\w.]+?)\."
                        r"(lora_[AB](?:\.default)?\.weight|lora_magnitude_vector(?:\.weight)?|bias)")
 ALPHA_TENSORS, NO_ALPHA = ".alpha tensors in the file", "none (alpha/rank = 1, the ComfyUI and kohya rule)"
@@ -92,7 +87,8 @@ def read_adapter(path: str | Path, *, alpha: float | None = None) -> AdapterFile
 def inspect_adapter(path: str | Path, *, alpha: float | None = None) -> AdapterHeader:
     """Format, kind, alpha and warnings of an adapter, from its names and header (cheap: no tensor data)."""
     given = checked_alpha(alpha)
-    weights, config_path = _locate(Path(path))
+    found = locate(path)
+    weights, config_path = found.weights, found.config
     config = None if config_path is None else _peft_config(config_path)  # cheap checks before the tensors
     keys, metadata = read_header(weights)
     if not keys:
@@ -186,35 +182,6 @@ def _module_deltas(header: AdapterHeader, module: str, parts: dict[str, torch.Te
     if header.given_alpha is not None:
         return [*out, ModuleDelta(module, kind, parts, header.given_alpha / rank, alpha=header.given_alpha)]
     return [*out, delta]
-
-
-def _locate(path: Path) -> tuple[Path, Path | None]:
-    """(weights file, PEFT config or None) for a folder or a file the user pointed at."""
-    if not path.exists():
-        raise ModelLoadError("no such adapter file or folder", path=path)
-    if path.is_file():
-        if path.name in (PEFT_CONFIG, PEFT_WEIGHTS) and (path.parent / PEFT_CONFIG).is_file():
-            path = path.parent
-        elif path.suffix != ".safetensors":
-            raise ModelLoadError("not a .safetensors adapter file", path=path,
-                                 fix="pass the adapter folder or its .safetensors file (.bin/.pt are not read)")
-        else:
-            return path, None
-    found = [name for name in (PEFT_CONFIG, *WEIGHTS_FILES) if (path / name).is_file()]
-    if not found and (path / "adapter").is_dir():  # the nested `<run>/adapter/` layout of other trainers
-        return _locate(path / "adapter")
-    if not found:
-        raise ModelLoadError(f"no adapter here (expected {PEFT_CONFIG}, {', '.join(WEIGHTS_FILES[:-1])} or "
-                             f"{WEIGHTS_FILES[-1]})", path=path, fix="pass the adapter folder, or a .safetensors file")
-    if len(found) > 1:
-        raise ModelLoadError(f"more than one adapter here ({', '.join(found)})", path=path,
-                             fix="keep one adapter per folder, or pass the file you mean")
-    if found[0] != PEFT_CONFIG:
-        return path / found[0], None
-    if not (path / PEFT_WEIGHTS).is_file():
-        raise ModelLoadError(f"{PEFT_CONFIG} is there but {PEFT_WEIGHTS} is missing", path=path,
-                             fix="copy the whole adapter folder (PEFT .bin weights are not read)")
-    return path / PEFT_WEIGHTS, path / PEFT_CONFIG
 
 
 def _peft_header(weights: Path, config: dict, keys: list[str], metadata: dict[str, str]) -> AdapterHeader:

@@ -14,11 +14,11 @@ from torch import nn
 from acetune.adapters.attached import AttachedAdapter
 from acetune.adapters.config_json import config_from_json
 from acetune.adapters.groups import full_param_groups
+from acetune.adapters.kinds import FULL_WEIGHTS as WEIGHTS_FILE
 from acetune.adapters.safetensors_io import read_safetensors, require_same_tensors, write_safetensors
 from acetune.config import AdapterConfig, AdapterKind
 from acetune.errors import ConfigError, ModelLoadError
 
-WEIGHTS_FILE = "decoder.safetensors"
 KEY_PREFIX = "decoder."
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,8 @@ def attach_full(decoder: nn.Module, config: AdapterConfig) -> AttachedAdapter:
         count = sum(p.numel() for p in decoder.parameters())
         raise ConfigError(f"adapter.kind = full trains all {count:,} decoder parameters (optimizer state alone "
                           "needs about 2x their memory) and writes a decoder-sized file",
-                          fix="confirm with --set adapter.allow_full=true, or choose --adapter-kind lora, dora, "
-                              "lokr or loha")
+                          fix="confirm with --set adapter.allow_full=true, or choose --adapter-kind "
+                              f"{', '.join(k.value for k in AdapterKind if k is not AdapterKind.FULL)}")
     decoder.requires_grad_(True)
     full_param_groups(decoder, config, 1.0, 0.0)  # fails now, not at the first step, if a parameter has no group
     trainable = tuple(name for name, _ in decoder.named_parameters())

@@ -1,6 +1,6 @@
 """Save an attached adapter as an inference-ready folder, and load any such folder back.
 
-Folder contents (flat, no nested `adapter/`):
+Folder contents (flat; `load_adapter` also finds them in a run's nested `adapter/`, see locate.py):
 - lora/dora: `adapter_config.json` + `adapter_model.safetensors` (PEFT's own files; the ACE-Step
   app loads them with `PeftModel.from_pretrained(decoder, folder)`);
 - lokr/loha: `lokr_weights.safetensors` / `loha_weights.safetensors` (LyCORIS's file, with the
@@ -23,28 +23,26 @@ from acetune.atomic import write_folder_atomic
 from acetune.adapters.attached import AttachedAdapter
 from acetune.adapters.config_json import config_to_json
 from acetune.adapters.diffusers_header import METADATA_KEY as DIFFUSERS_KEY
+from acetune.adapters.kinds import FULL, KINDS, LYCORIS, PEFT, UPSTREAM_CONFIGS
+from acetune.adapters.locate import locate
 from acetune.adapters.targets import require_plain_decoder
 from acetune.config import AdapterKind
 from acetune.errors import ConfigError, ModelLoadError
 
 CONFIG_KEY = "acetune_adapter_config"
-_RESERVED = {"format", "algo", CONFIG_KEY, "lokr_config", "loha_config", DIFFUSERS_KEY}
+_RESERVED = {"format", "algo", CONFIG_KEY, DIFFUSERS_KEY, *UPSTREAM_CONFIGS}
 
-_WRITERS = {
-    AdapterKind.LORA: peft_backend.save_peft,
-    AdapterKind.DORA: peft_backend.save_peft,
-    AdapterKind.LOKR: lycoris_backend.save_lycoris,
-    AdapterKind.LOHA: lycoris_backend.save_lycoris,
-    AdapterKind.FULL: full.save_full,
-}
+_WRITERS = {PEFT: peft_backend.save_peft, LYCORIS: lycoris_backend.save_lycoris, FULL: full.save_full}
 
-# the file that marks a format -> its loader(decoder, folder)
-_READERS = {
-    peft_backend.CONFIG_FILE: peft_backend.load_peft,
-    lycoris_backend.WEIGHTS_FILES[AdapterKind.LOKR]: partial(lycoris_backend.load_lycoris, kind=AdapterKind.LOKR),
-    lycoris_backend.WEIGHTS_FILES[AdapterKind.LOHA]: partial(lycoris_backend.load_lycoris, kind=AdapterKind.LOHA),
-    full.WEIGHTS_FILE: full.load_full,
-}
+
+def _reader(kind: AdapterKind):
+    """The function loading `kind`'s folder onto a decoder: loader(decoder, folder)."""
+    if KINDS[kind].backend == LYCORIS:
+        return partial(lycoris_backend.load_lycoris, kind=kind)
+    return {PEFT: peft_backend.load_peft, FULL: full.load_full}[KINDS[kind].backend]
+
+
+_READERS = {KINDS[kind].marker: _reader(kind) for kind in AdapterKind}  # the file marking a format -> its loader
 
 
 def save_adapter(attached: AttachedAdapter, folder: str | Path, *, metadata: dict[str, str] | None = None,
@@ -57,30 +55,28 @@ def save_adapter(attached: AttachedAdapter, folder: str | Path, *, metadata: dic
     """
     extra = _checked_metadata(metadata or {})
     header = {CONFIG_KEY: config_to_json(attached.config), **extra}
-    return write_folder_atomic(Path(folder), lambda staging: _WRITERS[attached.kind](attached, staging, header),
+    write = _WRITERS[KINDS[attached.kind].backend]
+    return write_folder_atomic(Path(folder), lambda staging: write(attached, staging, header),
                                overwrite=overwrite)
 
 
 def load_adapter(decoder: nn.Module, folder: str | Path) -> AttachedAdapter:
     """Attach the adapter saved in `folder` to a fresh `decoder` and load its weights strictly.
 
-    The format is detected from the files (adapter_config.json, lokr/loha_weights.safetensors,
-    decoder.safetensors). A path to one of those files is accepted for its folder. Every
-    failure is a `ModelLoadError` naming the file, and leaves the decoder as it was.
+    The folder is found as inference finds it (`locate`: the folder, a run's nested `adapter/`,
+    or a path to one of its files); its format from the files (adapter_config.json,
+    lokr/loha_weights.safetensors, decoder.safetensors). Every failure is a `ModelLoadError`
+    naming the file, and leaves the decoder as it was.
     """
-    path = Path(folder)
-    if path.is_file() and path.name in _READERS:
-        path = path.parent
-    if not path.is_dir():
-        raise ModelLoadError("no adapter folder here", path=path, fix="pass the folder that save_adapter wrote")
-    found = [name for name in _READERS if (path / name).is_file()]
-    if not found:
-        raise ModelLoadError(f"no adapter found (expected one of {', '.join(_READERS)})", path=path)
-    if len(found) > 1:
-        raise ModelLoadError(f"more than one adapter format here ({', '.join(found)})", path=path,
-                             fix="keep one adapter per folder")
+    found = locate(folder)
+    reader = _READERS.get(found.marker)
+    if reader is None:
+        raise ModelLoadError(f"{found.weights.name} is not an adapter acetune can train on (expected one of "
+                             f"{', '.join(_READERS)})", path=found.weights,
+                             fix="pass a folder that acetune train (save_adapter) wrote; single files apply "
+                                 "with `acetune generate --adapter`")
     require_plain_decoder(decoder)
-    return _READERS[found[0]](decoder, path)
+    return reader(decoder, found.weights.parent)
 
 
 def _checked_metadata(metadata: dict[str, str]) -> dict[str, str]:

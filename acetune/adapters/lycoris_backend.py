@@ -27,6 +27,7 @@ from torch import nn
 
 from acetune.adapters.attached import AttachedAdapter
 from acetune.adapters.config_json import config_from_json
+from acetune.adapters.kinds import KINDS
 from acetune.adapters.safetensors_io import read_safetensors, require_same_tensors
 from acetune.adapters.targets import ATTENTION_PROJECTIONS, MLP_PROJECTIONS, target_module_names
 from acetune.config import AdapterConfig, AdapterKind, AttentionTargets
@@ -34,7 +35,6 @@ from acetune.errors import ConfigError, ModelLoadError
 
 NETWORK_ATTRIBUTE = "lycoris_network"
 PREFIX = "lycoris"
-WEIGHTS_FILES = {AdapterKind.LOKR: "lokr_weights.safetensors", AdapterKind.LOHA: "loha_weights.safetensors"}
 _PRESET_ATTRIBUTES = ("ENABLE_CONV", "TARGET_REPLACE_MODULE", "TARGET_REPLACE_NAME", "MODULE_ALGO_MAP",
                       "NAME_ALGO_MAP", "LORA_PREFIX", "USE_FNMATCH", "TARGET_EXCLUDE_NAME")
 
@@ -79,14 +79,14 @@ def save_lycoris(attached: AttachedAdapter, folder: Path, metadata: dict[str, st
     so UP-new's loader rebuilds it; `acetune_adapter_config` (in `metadata`) is exact.
     """
     kind = attached.kind
-    header = {"algo": kind.value, "format": "lycoris", f"{kind.value}_config": _upstream_config(attached.config),
+    header = {"algo": kind.value, "format": "lycoris", KINDS[kind].upstream_config: _upstream_config(attached.config),
               **metadata}
-    attached.backend.save_weights(str(folder / WEIGHTS_FILES[kind]), None, header)
+    attached.backend.save_weights(str(folder / KINDS[kind].weights_file), None, header)
 
 
 def load_lycoris(decoder: nn.Module, folder: Path, *, kind: AdapterKind) -> AttachedAdapter:
     """Rebuild the network from the file's metadata and load its tensors strictly."""
-    path = folder / WEIGHTS_FILES[kind]
+    path = folder / KINDS[kind].weights_file
     tensors, metadata = read_safetensors(path)
     algo = metadata.get("algo", kind.value)
     if algo != kind.value:
@@ -201,7 +201,7 @@ def _config_from_metadata(metadata: dict[str, str], kind: AdapterKind, path: Pat
             raise ModelLoadError(f"the recorded config is for {config.kind.value}, the file for {kind.value}",
                                  path=path)
         return config
-    text = metadata.get(f"{kind.value}_config")
+    text = metadata.get(KINDS[kind].upstream_config)
     if text is None:
         raise ModelLoadError(f"the file has no {kind.value}_config metadata, so the adapted modules are unknown",
                              path=path, fix="acetune loads LyCORIS files written by acetune, Side-Step or ACE-Step")

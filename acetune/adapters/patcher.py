@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from acetune.adapters.formats import STANDARD_FILES, AdapterFile, read_adapter
+from acetune.adapters.formats import AdapterFile, read_adapter
+from acetune.adapters.kinds import STANDARD_FILES
 from acetune.adapters.provenance import trained_rope_dtype
 from acetune.adapters.targets import require_plain_decoder
 from acetune.errors import ConfigError, ModelLoadError

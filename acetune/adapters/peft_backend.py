@@ -21,13 +21,13 @@ from torch import nn
 from acetune.adapters.attached import AttachedAdapter
 from acetune.adapters.config_json import config_from_json, read_json_object
 from acetune.adapters.diffusers_header import peft_file_header
+from acetune.adapters.kinds import PEFT_CONFIG as CONFIG_FILE
+from acetune.adapters.kinds import PEFT_WEIGHTS as WEIGHTS_FILE
 from acetune.adapters.safetensors_io import read_safetensors, require_same_tensors, rewrite_metadata
 from acetune.adapters.targets import ATTENTION_PROJECTIONS, target_names_for
 from acetune.config import AdapterConfig, AdapterKind, AttentionTargets
 from acetune.errors import ConfigError, ModelLoadError
 
-CONFIG_FILE = "adapter_config.json"
-WEIGHTS_FILE = "adapter_model.safetensors"
 BIAS_CHOICES = ("none", "all", "lora_only")
 _TARGET = re.compile(r"^layers\.(\d+)\.(self_attn|cross_attn|mlp)\.(\w+)$")
 

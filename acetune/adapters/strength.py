@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from acetune.adapters.attached import AttachedAdapter
-from acetune.config import AdapterKind
+from acetune.adapters.kinds import KINDS, PEFT
 from acetune.errors import ConfigError
 
 
 def supports_strength(attached: AttachedAdapter) -> bool:
-    return attached.kind not in (AdapterKind.FULL, AdapterKind.DORA)
+    """Whether the live adapter renders at strengths other than 1 (and at 0 exactly as the base)."""
+    return KINDS[attached.kind].live_strength
 
 
 @contextmanager
@@ -31,7 +32,7 @@ def live_strength(attached: AttachedAdapter, strength: float) -> Iterator[None]:
         raise ConfigError(f"a live {attached.kind.value} adapter renders only at strength 1.0",
                           fix="set audition.strengths = [1.0], or render strengths from the saved adapter "
                               "with acetune generate")
-    if attached.kind is AdapterKind.LORA:
+    if KINDS[attached.kind].backend == PEFT:
         with _peft_scaled(attached, strength):
             yield
     else:

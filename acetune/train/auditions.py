@@ -21,7 +21,7 @@ import torch
 
 from acetune.adapters.strength import live_strength, supports_strength
 from acetune.audio import TARGET_SAMPLE_RATE, write_audio
-from acetune.config import AdapterKind, AuditionConfig, Task
+from acetune.config import AuditionConfig, Task
 from acetune.errors import ConfigError
 from acetune.events import Auditioned, Event, Warned
 from acetune.generate import Track, decode_audio, encode_track, render_latents
@@ -186,7 +186,7 @@ def _strength(session, step: int, strength: float | None):
         return live_strength(session.adapter, strength)
     if step == 0:
         return nullcontext()
-    if session.adapter.kind not in (AdapterKind.LORA, AdapterKind.LOKR, AdapterKind.LOHA):
+    if not supports_strength(session.adapter):
         raise ConfigError(f"the base model cannot be rendered from a trained {session.adapter.kind.value} adapter",
                           fix="base auditions are rendered before the first step; start a new run to get them")
     return live_strength(session.adapter, 0.0)

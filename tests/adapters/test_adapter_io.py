@@ -12,6 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from acetune.adapters import attach, load_adapter, save_adapter, target_module_names
+from acetune.adapters.formats import inspect_adapter
 from acetune.adapters.lycoris_backend import lycoris_name
 from acetune.config import AdapterKind, AttentionTargets
 from acetune.errors import CheckpointWriteError, ConfigError, ModelLoadError
@@ -199,7 +200,7 @@ def test_a_missing_tensor_is_refused_and_the_decoder_restored(trained, new_decod
 
 
 def test_unknown_or_damaged_folders_are_clear_errors(trained, new_decoder, tmp_path):
-    with pytest.raises(ModelLoadError, match="no adapter found"):
+    with pytest.raises(ModelLoadError, match="no adapter here"):
         load_adapter(new_decoder(), tmp_path)
     attached, _ = trained(AdapterKind.LORA)
     folder = save_adapter(attached, tmp_path / "a", metadata={})
@@ -222,3 +223,28 @@ def test_a_file_path_loads_its_folder_and_a_foreign_peft_folder_is_described(tra
     assert loaded.config.attention is AttentionTargets.CROSS
     assert loaded.config.projections == attached.config.projections
     assert (loaded.config.rank, loaded.config.alpha, loaded.config.kind) == (4, 8.0, AdapterKind.LORA)
+
+
+@pytest.mark.parametrize("kind", list(AdapterKind))
+@pytest.mark.parametrize("layout", ["folder", "nested", "weights file", "marker file"])
+def test_every_accepted_layout_is_found_by_the_loader_and_the_inference_reader(trained, new_decoder, forward,
+                                                                                tmp_path, kind, layout):
+    attached, output = trained(kind)
+    nested = layout == "nested"
+    folder = save_adapter(attached, tmp_path / "run" / "adapter" if nested else tmp_path / "a", metadata={})
+    path = {"folder": folder, "nested": tmp_path / "run", "weights file": folder / FILES[kind][-1],
+            "marker file": folder / FILES[kind][0]}[layout]
+    assert inspect_adapter(path).path == folder / FILES[kind][-1]
+    fresh = new_decoder()
+    assert load_adapter(fresh, path).kind is kind
+    assert torch.equal(forward(fresh), output)
+
+
+def test_the_loader_refuses_a_single_file_adapter_it_cannot_train_on(trained, new_decoder, tmp_path):
+    attached, _ = trained(AdapterKind.LOKR)
+    folder = save_adapter(attached, tmp_path / "a", metadata={})
+    single = (folder / FILES[AdapterKind.LOKR][0]).rename(tmp_path / "my_lokr.safetensors")
+    assert inspect_adapter(single).kind == "lokr"
+    with pytest.raises(ModelLoadError, match="not an adapter acetune can train on") as err:
+        load_adapter(new_decoder(), single)
+    assert "my_lokr.safetensors" in str(err.value)

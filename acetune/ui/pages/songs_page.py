@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import gradio as gr
@@ -27,19 +28,7 @@ def build(ctx: UiContext, shared: dict) -> None:
     status = gr.Textbox(label="Status", lines=2, elem_id="songs-status", interactive=False)
     table = gr.Dataframe(headers=songs.HEADERS, interactive=False, wrap=True, elem_id="songs-table")
     notices = gr.Markdown()
-    with gr.Group():
-        song = gr.Dropdown(label="Song", choices=[], elem_id="song-pick")
-        player = gr.Audio(label="Play", type="filepath", interactive=False, elem_id="song-player")
-        with gr.Row():
-            caption = gr.Textbox(label="Caption", lines=2, elem_id="edit-caption", scale=3)
-            genre = gr.Textbox(label="Genre", elem_id="edit-genre")
-        lyrics = gr.Textbox(label="Lyrics (empty: instrumental)", lines=3, elem_id="edit-lyrics")
-        with gr.Row():
-            bpm = gr.Textbox(label="BPM", elem_id="edit-bpm", min_width=80)
-            key = gr.Textbox(label="Key", elem_id="edit-key", min_width=80)
-            timesig = gr.Textbox(label="Time sig.", elem_id="edit-timesig", min_width=80)
-            language = gr.Textbox(label="Language", elem_id="edit-language", min_width=80)
-        save = gr.Button("Save labels", variant="primary", elem_id="songs-save")
+    song, player, label_boxes, save = _build_editor()
     with gr.Row():
         tag = gr.Textbox(label="Activation tag", value=DEMO_TAG, elem_id="songs-tag")
         position = gr.Radio(list(TAG_POSITIONS), value="prepend", label="Tag position")
@@ -50,7 +39,6 @@ def build(ctx: UiContext, shared: dict) -> None:
     analysis = gr.Textbox(label="Analysis", lines=4, interactive=False, elem_id="songs-analysis")
     label = _build_labelling(ctx.checkpoints_text)
     shared.update(songs_folder=folder, tag=tag, position=position)
-    label_boxes = [caption, lyrics, genre, bpm, key, timesig, language]
 
     @guarded(4)
     def on_load(path):
@@ -105,6 +93,37 @@ def build(ctx: UiContext, shared: dict) -> None:
         control.change(on_preview, [folder, song, tag, position], [preview])
     analyze.click(on_analyze, [folder, overwrite], [job_id, analysis])
 
+    def follow(job):
+        found = ctx.queue.jobs.get(job) if job else None
+        return gr.skip() if found is None else ctx.job_line(found) + "\n" + tail(ctx.queue.log(found), 12)
+
+    timer = gr.Timer(1.0)
+    timer.tick(follow, [job_id], [analysis], concurrency_limit=None)
+    _wire_labelling(ctx, label, folder, table, timer, reload_rows=lambda path: on_load(path)[0])
+
+
+def _build_editor() -> tuple[gr.Dropdown, gr.Audio, list[gr.Textbox], gr.Button]:
+    """The song picker, its player and one box per editable label (in `songs.EDITABLE` order), and Save."""
+    with gr.Group():
+        song = gr.Dropdown(label="Song", choices=[], elem_id="song-pick")
+        player = gr.Audio(label="Play", type="filepath", interactive=False, elem_id="song-player")
+        with gr.Row():
+            caption = gr.Textbox(label="Caption", lines=2, elem_id="edit-caption", scale=3)
+            genre = gr.Textbox(label="Genre", elem_id="edit-genre")
+        lyrics = gr.Textbox(label="Lyrics (empty: instrumental)", lines=3, elem_id="edit-lyrics")
+        with gr.Row():
+            bpm = gr.Textbox(label="BPM", elem_id="edit-bpm", min_width=80)
+            key = gr.Textbox(label="Key", elem_id="edit-key", min_width=80)
+            timesig = gr.Textbox(label="Time sig.", elem_id="edit-timesig", min_width=80)
+            language = gr.Textbox(label="Language", elem_id="edit-language", min_width=80)
+        save = gr.Button("Save labels", variant="primary", elem_id="songs-save")
+    return song, player, [caption, lyrics, genre, bpm, key, timesig, language], save
+
+
+def _wire_labelling(ctx: UiContext, label: "_Labelling", folder: gr.Textbox, table: gr.Dataframe, timer: gr.Timer,
+                    reload_rows: Callable[[str], list]) -> None:
+    """Label runs `acetune dataset label` as a job; its output is followed, and the table reloaded once it ends."""
+
     @guarded(2)
     def on_label(path, ckpt, chosen, dry_run, replace):
         check = ctx.roots.check
@@ -112,13 +131,6 @@ def build(ctx: UiContext, shared: dict) -> None:
                           dry_run=dry_run, overwrite=replace)
         job = ctx.queue.submit("label", args)
         return job.id, ctx.job_line(job)
-
-    label.start.click(on_label, [folder, label.checkpoints, label.labellers, label.dry_run, label.overwrite],
-                      [label.job_id, label.output])
-
-    def follow(job):
-        found = ctx.queue.jobs.get(job) if job else None
-        return gr.skip() if found is None else ctx.job_line(found) + "\n" + tail(ctx.queue.log(found), 12)
 
     def follow_label(job, path):
         """The labeller's output; once it ended, the table again (with the sources it wrote) and no more polling."""
@@ -128,10 +140,10 @@ def build(ctx: UiContext, shared: dict) -> None:
         text = ctx.job_line(found) + "\n" + tail(ctx.queue.log(found), 20)
         if found.active:
             return text, gr.skip(), gr.skip()
-        return text, "", on_load(path)[0]
+        return text, "", reload_rows(path)
 
-    timer = gr.Timer(1.0)
-    timer.tick(follow, [job_id], [analysis], concurrency_limit=None)
+    label.start.click(on_label, [folder, label.checkpoints, label.labellers, label.dry_run, label.overwrite],
+                      [label.job_id, label.output])
     timer.tick(follow_label, [label.job_id, folder], [label.output, label.job_id, table], concurrency_limit=None)
 
 

@@ -11,7 +11,7 @@ from torch.utils.checkpoint import checkpoint
 
 from acetune.model.config import SLIDING, ModelConfig
 from acetune.model.layers import MLP, RMSNorm, RotaryEmbedding, make_attention
-from acetune.model.masks import AttentionOptions, additive_mask
+from acetune.model.masks import AttentionOptions, additive_mask, self_attention_mask
 
 TIMESTEP_CHANNELS = 256
 TIMESTEP_SCALE = 1000.0
@@ -174,9 +174,9 @@ class DiTModel(nn.Module):
             cross_valid = encoder_attention_mask
         window_convention = self.options.window_convention
         self_masks = {
-            kind: additive_mask(patches, patches, dtype=dtype, device=device, key_valid=key_valid,
-                                window=self.config.sliding_window if kind == SLIDING else None,
-                                convention=window_convention)
+            kind: self_attention_mask(patches, dtype=dtype, device=device, key_valid=key_valid,
+                                      window=self.config.sliding_window if kind == SLIDING else None,
+                                      convention=window_convention, banded=True)
             for kind in set(self.config.layer_types)
         }
         cross_mask = None

@@ -18,6 +18,7 @@ from torch import nn
 
 from acetune.config.schema import RopeDtype
 from acetune.model.config import SLIDING, ModelConfig
+from acetune.model.banded import BandedMask, banded_attention, masked_sdpa
 from acetune.model.masks import AttentionOptions, additive_mask
 
 
@@ -95,7 +96,7 @@ class Attention(nn.Module):
         self,
         x: torch.Tensor,  # [B, L, D]
         *,
-        mask: torch.Tensor | None = None,  # additive [B|1, 1, L, S]
+        mask: torch.Tensor | BandedMask | None = None,  # additive [B|1, 1, L, S], or a sliding band
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
         context: torch.Tensor | None = None,  # [B, S, D] for cross-attention
     ) -> torch.Tensor:
@@ -107,16 +108,14 @@ class Attention(nn.Module):
         k, v = k.transpose(1, 2), v.transpose(1, 2)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        groups = self.num_heads // self.num_kv_heads
         dropout = self.dropout if self.training else 0.0
         if mask is None:
             # No mask lets CUDA pick the flash kernel, which handles GQA natively.
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, enable_gqa=groups > 1)
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, enable_gqa=self.num_heads != self.num_kv_heads)
+        elif isinstance(mask, BandedMask):
+            out = banded_attention(q, k, v, mask, dropout)
         else:
-            # Memory-efficient kernels take an additive mask but not GQA: expand kv heads (2h, 2h+1 share h).
-            if groups > 1:
-                k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), dropout_p=dropout)
+            out = masked_sdpa(q, k, v, mask, dropout)
         return self.o_proj(out.transpose(1, 2).reshape(batch, length, -1))
 
 

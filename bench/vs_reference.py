@@ -1,0 +1,273 @@
+"""acetune's decoder against the reference implementation, side by side: LoRA training step and turbo render.
+
+Run:  python bench/vs_reference.py                          (CPU, fp32: 750/1500/3000 frames, checkpointing off/on)
+      python bench/vs_reference.py --frames 1500 --pairs 5 --checkpointing off
+      python bench/vs_reference.py --device cuda --dtype bf16 (GPU)
+
+The reference is diffusers' `AceStepTransformer1DModel` (bit-identical to the official decoder in
+fp32, tests/model/test_diffusers_parity.py) with PEFT LoRA, holding the same weights as acetune's
+decoder. Both sides get the same LoRA (rank 16, alpha 16, q/k/v/o of self- and cross-attention,
+through PEFT on both sides), the same inputs, the same flow-matching loss and AdamW. Config
+`small` (hidden 512, 8 layers, 8/4 heads x 64, FFN 1536, window 128), batch 1, condition 300.
+
+Reported as acetune / reference ratios (median over pairs, with min-max):
+- step: one forward+backward+AdamW step, timed in interleaved pairs (ABBA order) in one process;
+- tensor peak: the most bytes held by tensors created during one step (activations, gradients,
+  temporaries; the weights and AdamW state are already there), from a dispatch-mode tracker;
+- RSS peak: each side alone in a fresh child process, its peak resident set during 3 steps above
+  its resident set once built (imports and weights excluded);
+- render: 8 turbo steps (no grad) of each side at the same frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from acetune.adapters import attach  # noqa: E402
+from acetune.config import AdapterConfig  # noqa: E402
+from acetune.model import AttentionOptions  # noqa: E402
+from acetune.model.acestep import AceStepModel, Condition  # noqa: E402
+from acetune.model.diffusers_config import component_configs  # noqa: E402
+from acetune.model.diffusers_keys import module_to_diffusers  # noqa: E402
+from acetune.model.initialization import init_weights  # noqa: E402
+from acetune.model.sampling import SamplerSettings, sample, turbo_schedule  # noqa: E402
+from acetune.model.tiny import named_config  # noqa: E402
+from acetune.model.weights import parse_dtype  # noqa: E402
+
+SIDES = ("acetune", "reference")
+RANK = 16
+COND_LEN = 300
+
+
+@dataclass
+class Side:
+    """One implementation ready to train: its decoder, a step function and a turbo render."""
+
+    decoder: torch.nn.Module
+    step: Callable[[], float]
+    render: Callable[[], torch.Tensor]
+
+
+def build(side: str, frames: int, checkpointing: bool, device: torch.device, dtype: torch.dtype) -> Side:
+    config = named_config("small")
+    model = init_weights(AceStepModel(config, AttentionOptions(honor_padding=True)), seed=0)
+    decoder = model.decoder
+    targets = [f"layers.{i}.{block}.{proj}" for i in range(config.num_hidden_layers)
+               for block in ("self_attn", "cross_attn") for proj in ("q_proj", "k_proj", "v_proj", "o_proj")]
+    if side == "acetune":
+        attach(decoder, AdapterConfig(rank=RANK, alpha=float(RANK), dropout=0.0), seed=0)
+        decoder.set_gradient_checkpointing(1.0 if checkpointing else 0.0)
+        call = decoder
+    else:
+        decoder = _reference_transformer(model, targets)
+        if checkpointing:
+            decoder.enable_gradient_checkpointing()
+
+        def call(*args):
+            return decoder(*args).sample
+    decoder.to(device=device, dtype=dtype).train()
+    for param in decoder.parameters():
+        if param.requires_grad:
+            param.data = param.data.float()
+    optimizer = torch.optim.AdamW([p for p in decoder.parameters() if p.requires_grad], lr=1e-4)
+    inputs = _inputs(config, frames, device, dtype)
+
+    def step() -> float:
+        x0, noise, t, states, context = inputs
+        x_t = t[:, None, None] * noise + (1 - t[:, None, None]) * x0
+        prediction = call(x_t, t, t, states, context)
+        loss = (prediction.float() - (noise - x0).float()).pow(2).mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.item()
+
+    def render() -> torch.Tensor:
+        x0, noise, _, states, context = inputs
+        with torch.no_grad():
+            if side == "acetune":
+                return sample(model.to(device=device, dtype=dtype), noise, Condition(states, torch.ones(
+                    states.shape[:2], dtype=torch.bool, device=device), context), SamplerSettings.for_variant("turbo"))
+            x = noise.float()
+            schedule = turbo_schedule(3.0)
+            for i, t in enumerate(schedule):
+                v = call(x.to(dtype), t.expand(1).to(device), t.expand(1).to(device), states, context).float()
+                x = x - v * (t - (schedule[i + 1] if i + 1 < len(schedule) else 0.0))
+            return x
+
+    return Side(decoder, step, render)
+
+
+def _reference_transformer(model: AceStepModel, targets: list[str]) -> torch.nn.Module:
+    """diffusers' transformer holding the decoder's weights, with PEFT LoRA on the same modules."""
+    import diffusers
+    from peft import LoraConfig, inject_adapter_in_model
+
+    values = component_configs(model.config, diffusers.__version__)["transformer"]
+    transformer = diffusers.AceStepTransformer1DModel(**{k: v for k, v in values.items() if not k.startswith("_")})
+    transformer.load_state_dict({module_to_diffusers(k): v for k, v in model.decoder.state_dict().items()}, strict=True)
+    transformer.requires_grad_(False)
+    names = [module_to_diffusers(name) for name in targets]
+    torch.manual_seed(0)
+    return inject_adapter_in_model(LoraConfig(r=RANK, lora_alpha=RANK, lora_dropout=0.0, target_modules=names),
+                                   transformer)
+
+
+def _inputs(config, frames: int, device: torch.device, dtype: torch.dtype):
+    gen = torch.Generator().manual_seed(1)
+    c = config.audio_acoustic_hidden_dim
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=gen).to(device=device, dtype=dtype)
+
+    t = torch.rand(1, generator=gen).to(device=device, dtype=dtype)
+    return randn(1, frames, c), randn(1, frames, c), t, randn(1, COND_LEN, config.condition_hidden_size), \
+        randn(1, frames, 2 * c)
+
+
+class TensorPeak(TorchDispatchMode):
+    """Peak bytes of live tensor storages created while active (views share their base's storage)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: dict[int, tuple[StorageWeakRef, int]] = {}
+        self.current = self.peak = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for key, (ref, size) in list(self.live.items()):
+            if ref.expired():
+                self.current -= size
+                del self.live[key]
+        for tensor in tree_leaves(out):
+            if isinstance(tensor, torch.Tensor) and tensor.device.type != "meta":
+                storage = tensor.untyped_storage()
+                if storage.data_ptr() not in self.live:
+                    self.live[storage.data_ptr()] = (StorageWeakRef(storage), storage.nbytes())
+                    self.current += storage.nbytes()
+        self.peak = max(self.peak, self.current)
+        return out
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def rss_bytes() -> int:
+    """This process's peak RSS (VmHWM; ru_maxrss would carry the forking parent's peak across exec)."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
+def current_rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+def rss_child(side: str, frames: int, checkpointing: bool) -> dict[str, int]:
+    """Run one side alone in a fresh interpreter; its peak RSS above its RSS once built."""
+    command = [sys.executable, __file__, "--rss-side", side, "--frames", str(frames),
+               "--checkpointing", "on" if checkpointing else "off"]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def rss_side(side: str, frames: int, checkpointing: bool) -> None:
+    built = build(side, frames, checkpointing, torch.device("cpu"), torch.float32)
+    built.step()  # AdamW state exists from here on
+    ready = current_rss_bytes()
+    for _ in range(3):
+        built.step()
+    print(json.dumps({"ready": ready, "peak": rss_bytes()}))
+
+
+def ratio_summary(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
+def compare(frames: int, checkpointing: bool, pairs: int, device: torch.device, dtype: torch.dtype,
+            rss: bool) -> dict[str, object]:
+    sides = {side: build(side, frames, checkpointing, device, dtype) for side in SIDES}
+    for side in SIDES:
+        sides[side].step()  # warm-up; creates AdamW state
+    times: dict[str, list[float]] = {side: [] for side in SIDES}
+    for pair in range(pairs):
+        order = SIDES if pair % 2 == 0 else SIDES[::-1]
+        for side in order:
+            times[side].append(timed(sides[side].step, device))
+    peaks = {}
+    for side in SIDES:
+        with TensorPeak() as tracker:
+            sides[side].step()
+        peaks[side] = tracker.peak
+    renders = {side: [] for side in SIDES}
+    for pair in range(max(1, pairs // 2)):
+        for side in (SIDES if pair % 2 == 0 else SIDES[::-1]):
+            renders[side].append(timed(sides[side].render, device))
+    row: dict[str, object] = {
+        "frames": frames, "checkpointing": checkpointing,
+        "step_ms": {s: 1000 * statistics.median(v) for s, v in times.items()},
+        "step_ratio": ratio_summary([a / b for a, b in zip(times["acetune"], times["reference"])]),
+        "tensor_peak_mib": {s: v / 2**20 for s, v in peaks.items()},
+        "tensor_peak_ratio": f"{peaks['acetune'] / peaks['reference']:.2f}x",
+        "render_ms": {s: 1000 * statistics.median(v) for s, v in renders.items()},
+        "render_ratio": ratio_summary([a / b for a, b in zip(renders["acetune"], renders["reference"])]),
+    }
+    if rss and device.type == "cpu":
+        above = {side: rss_child(side, frames, checkpointing) for side in SIDES}
+        row["rss_above_ready_mib"] = {s: (v["peak"] - v["ready"]) / 2**20 for s, v in above.items()}
+        row["rss_peak_mib"] = {s: v["peak"] / 2**20 for s, v in above.items()}
+        row["rss_ratio"] = f"{(above['acetune']['peak'] - above['acetune']['ready']) / max(1, above['reference']['peak'] - above['reference']['ready']):.2f}x"
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, nargs="+", default=[750, 1500, 3000])
+    parser.add_argument("--checkpointing", nargs="+", choices=("off", "on"), default=["off", "on"])
+    parser.add_argument("--pairs", type=int, default=4, help="interleaved step pairs per row")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="fp32")
+    parser.add_argument("--no-rss", action="store_true", help="skip the child-process RSS measurement")
+    parser.add_argument("--rss-side", choices=SIDES, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_side:
+        rss_side(args.rss_side, args.frames[0], args.checkpointing[0] == "on")
+        return
+    device, dtype = torch.device(args.device), parse_dtype(args.dtype)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device} {args.dtype}, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    for frames in args.frames:
+        for mode in args.checkpointing:
+            row = compare(frames, mode == "on", args.pairs, device, dtype, not args.no_rss)
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -21,6 +21,7 @@ from acetune.errors import ConfigError, TrainingError
 from acetune.events import Warned
 from acetune.model.bundle import Bundle, resolve_bundle
 from acetune.model.checkpoint import load_model, read_model_config
+from acetune.model.compiled import compile_layers, toolchain_problem
 from acetune.model.devices import resolve_device, resolve_precision
 from acetune.model.masks import AttentionOptions
 from acetune.model.variant import kind_of
@@ -157,6 +158,7 @@ def build_session(config: RunConfig, *, resuming: bool, notes: tuple[Warned, ...
     texts = encode_task_texts(data.reader, trained_tasks(config.objective), data.text_encoder_folder,
                               data.dit_folder, options=model.options, device=device, dtype=compute_dtype)
     adapter = setup_adapter(config, model)
+    setup_compile(config, model.decoder, device, warnings)
     strategy = setup_strategy(config, dist, model.decoder, adapter, device, compute_dtype, sharded, warnings)
     schedule = setup_schedule(config, warnings)
     optimizer = build_optimizer(adapter.param_groups(config.optim.lr, config.optim.weight_decay), config.optim, device)
@@ -212,6 +214,19 @@ def setup_adapter(config: RunConfig, model: torch.nn.Module) -> AttachedAdapter:
         for param in adapter.trainable_parameters.values():
             param.data = param.data.float()
     return adapter
+
+
+def setup_compile(config: RunConfig, decoder: torch.nn.Module, device: torch.device, warnings: list[Warned]) -> None:
+    """Compile the decoder's layers when asked and possible; otherwise say why and train eagerly."""
+    if not config.loop.compile:
+        return
+    problem = toolchain_problem(device)
+    if problem:
+        warnings.append(Warned("compile", f"loop.compile: torch.compile cannot run here ({problem}); training "
+                                          "without it. Install a C++ compiler (CPU) or Triton (GPU), or set "
+                                          "loop.compile = false"))
+        return
+    compile_layers(decoder)
 
 
 def setup_strategy(config: RunConfig, dist: DistInfo, decoder: torch.nn.Module, adapter: AttachedAdapter,

@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from acetune.model.config import SLIDING, ModelConfig
+from acetune.model.fused import norm_modulate
 from acetune.model.layers import MLP, RMSNorm, RotaryEmbedding, make_attention
 from acetune.model.masks import AttentionOptions, additive_mask, self_attention_mask
 
@@ -72,10 +73,10 @@ class DiTLayer(nn.Module):
     ) -> torch.Tensor:
         dtype = h.dtype
         shift, scale, gate, c_shift, c_scale, c_gate = (self.scale_shift_table + proj).chunk(6, dim=1)
-        x = self.self_attn_norm(h) * (1 + scale) + shift
+        x = norm_modulate(h, self.self_attn_norm.weight, self.self_attn_norm.eps, scale, shift)
         h = (h + gate * self.self_attn(x.to(dtype), mask=self_mask, rope=rope)).to(dtype)
         h = h + self.cross_attn(self.cross_attn_norm(h), mask=cross_mask, context=context)
-        x = self.mlp_norm(h) * (1 + c_scale) + c_shift
+        x = norm_modulate(h, self.mlp_norm.weight, self.mlp_norm.eps, c_scale, c_shift)
         return (h + c_gate * self.mlp(x.to(dtype))).to(dtype)
 
 

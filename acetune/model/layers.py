@@ -19,6 +19,7 @@ from torch import nn
 from acetune.config.schema import RopeDtype
 from acetune.model.config import SLIDING, ModelConfig
 from acetune.model.banded import BandedMask, banded_attention, masked_sdpa
+from acetune.model.fused import norm_rope, rms_norm, swiglu
 from acetune.model.masks import AttentionOptions, additive_mask
 
 
@@ -31,10 +32,7 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = x.dtype
-        x32 = x.float()
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x32.to(dtype)
+        return rms_norm(x, self.weight, self.eps)
 
 
 class RotaryEmbedding(nn.Module):
@@ -67,16 +65,6 @@ class RotaryEmbedding(nn.Module):
         return emb.cos().to(dtype), emb.sin().to(dtype)
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Non-interleaved RoPE on [B, heads, L, hd] with cos/sin of shape [L, hd]."""
-    return x * cos + _rotate_half(x) * sin
-
-
 class Attention(nn.Module):
     """Multi-head attention with GQA and q/k RMSNorm, run through `scaled_dot_product_attention`."""
 
@@ -102,12 +90,15 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         batch, length, _ = x.shape
         source = x if context is None else context
-        q = self.q_norm(self.q_proj(x).view(batch, length, self.num_heads, self.head_dim)).transpose(1, 2)
-        k = self.k_norm(self.k_proj(source).view(batch, source.shape[1], self.num_kv_heads, self.head_dim))
+        q = self.q_proj(x).view(batch, length, self.num_heads, self.head_dim)
+        k = self.k_proj(source).view(batch, source.shape[1], self.num_kv_heads, self.head_dim)
+        if rope is None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        else:  # q_norm then rotary, as one function that saves only its input
+            q = norm_rope(q, self.q_norm.weight, self.q_norm.eps, *rope)
+            k = norm_rope(k, self.k_norm.weight, self.k_norm.eps, *rope)
         v = self.v_proj(source).view(batch, source.shape[1], self.num_kv_heads, self.head_dim)
-        k, v = k.transpose(1, 2), v.transpose(1, 2)
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         dropout = self.dropout if self.training else 0.0
         if mask is None:
             # No mask lets CUDA pick the flash kernel, which handles GQA natively.
@@ -129,7 +120,7 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x)))
 
 
 def make_attention(config: ModelConfig) -> Attention:

@@ -59,9 +59,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from acetune.adapters import attach
-from acetune.config import AdapterKind, OptimizerKind, RunConfig
+from acetune.config import AdapterKind, OptimizerKind, PreprocessConfig, RunConfig
 from acetune.audio import LATENT_FRAMES_PER_SECOND
-from acetune.data.preprocess import DEFAULT_MAX_DURATION_S
 from acetune.errors import TrainingError
 from acetune.model.checkpoint import build_model
 from acetune.model.config import ModelConfig
@@ -283,7 +282,7 @@ def estimate_memory(run: RunConfig, model_config: ModelConfig, *, frames: int | 
                           trainable_parameters=trainable)
 
 
-LONGEST_SONG_FRAMES = int(DEFAULT_MAX_DURATION_S * LATENT_FRAMES_PER_SECOND)  # 6000 (240 s)
+LONGEST_SONG_FRAMES = int(PreprocessConfig().max_duration_s * LATENT_FRAMES_PER_SECOND)  # 6000 (240 s)
 
 # A run fits when its estimate leaves a tenth of the device for the allocator's fragmentation and the
 # CUDA context (the one threshold `acetune estimate-memory`, the web app's Train page and the full fine-tune

@@ -49,6 +49,14 @@ def trained_tasks(config: ObjectiveConfig) -> tuple[Task, ...]:
     return tuple(task for task in MIXABLE if getattr(config.task_mix, task.value) > 0)
 
 
+COVER_MODULES = ("tokenizer", "detokenizer")  # the frozen model parts that turn a source song into cover hints
+
+
+def task_modules(tasks) -> tuple[str, ...]:
+    """The frozen model parts a run or a render must load for these tasks (cover: the tokenizer and detokenizer)."""
+    return COVER_MODULES if Task.COVER in tasks else ()
+
+
 def instruction(task: Task) -> str:
     return TASK_INSTRUCTIONS[task.value]
 

@@ -24,7 +24,9 @@ from acetune.config.presets import (
     preset_for_adapter,
 )
 from acetune.config.schema import (
+    ADAPTER_BACKENDS,
     CONFIG_VERSION,
+    AdapterBackend,
     AdapterConfig,
     AdapterKind,
     AttentionTargets,
@@ -55,7 +57,7 @@ from acetune.config.user_presets import PresetInfo, export_preset, import_preset
 from acetune.config.validation import validate
 
 __all__ = [
-    "CONFIG_VERSION", "AdapterConfig", "AdapterKind", "AttentionTargets", "AuditionConfig", "BestMetric", "DataConfig",
+    "ADAPTER_BACKENDS", "CONFIG_VERSION", "AdapterBackend", "AdapterConfig", "AdapterKind", "AttentionTargets", "AuditionConfig", "BestMetric", "DataConfig",
     "LatentMode", "LogConfig", "LoopConfig", "LossWeighting", "Normalization", "ObjectiveConfig", "OptimConfig",
     "OptimizerKind", "Precision", "PreprocessConfig", "RunConfig", "SaveConfig", "SaveDtype", "ScheduleConfig",
     "SchedulerKind", "Task", "TaskMix", "TimbreReference", "TimestepMode",

@@ -8,7 +8,8 @@ numbers (steps per epoch, total steps, effective batch) live in the trainer's `P
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
+from types import MappingProxyType
 
 CONFIG_VERSION = 3  # 2: loop.rope_dtype; 3: data.num_workers removed (migrations.py)
 
@@ -20,12 +21,41 @@ def option(default, help: str):
     return field(default=default, metadata={"help": help})
 
 
-class AdapterKind(str, Enum):
+class AdapterKind(StrEnum):
+    """What is trained and what an adapter file holds. A StrEnum: printed and stored as its value ("lokr"),
+    since inference writes kinds into messages and file metadata (adapters/kinds.py has each kind's facts)."""
+
     LORA = "lora"
     DORA = "dora"
     LOKR = "lokr"
     LOHA = "loha"
     FULL = "full"
+
+
+class AdapterBackend(StrEnum):
+    """The library family that attaches, saves and loads a kind; fields of one family mean nothing to another."""
+
+    PEFT = "peft"
+    LYCORIS = "lycoris"
+    FULL = "full"  # a full decoder fine-tune: no library, the decoder's own weights
+
+
+ADAPTER_BACKENDS = MappingProxyType({  # the one place each kind's family is stated
+    AdapterKind.LORA: AdapterBackend.PEFT, AdapterKind.DORA: AdapterBackend.PEFT,
+    AdapterKind.LOKR: AdapterBackend.LYCORIS, AdapterKind.LOHA: AdapterBackend.LYCORIS,
+    AdapterKind.FULL: AdapterBackend.FULL,
+})
+_BACKEND_NAMES = {AdapterBackend.PEFT: "PEFT", AdapterBackend.LYCORIS: "LyCORIS",
+                  AdapterBackend.FULL: "decoder fine-tune"}
+
+
+def _kind_help() -> str:
+    """'lora, dora (PEFT), lokr, loha (LyCORIS) or full (decoder fine-tune)', from ADAPTER_BACKENDS."""
+    groups = [(", ".join(k.value for k in AdapterKind if ADAPTER_BACKENDS[k] is backend), _BACKEND_NAMES[backend])
+              for backend in AdapterBackend]
+    text = ", ".join(f"{kinds} ({name})" for kinds, name in groups)
+    head, _, last = text.rpartition(", ")
+    return f"{head} or {last}"
 
 
 class AttentionTargets(str, Enum):
@@ -135,7 +165,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class AdapterConfig:
-    kind: AdapterKind = option(AdapterKind.LORA, "lora, dora (PEFT), lokr, loha (LyCORIS) or full (decoder fine-tune)")
+    kind: AdapterKind = option(AdapterKind.LORA, _kind_help())
     rank: int = option(64, "adapter rank (LyCORIS: linear_dim)")
     alpha: float = option(128.0, "scale is alpha / rank (LyCORIS: linear_alpha)")
     dropout: float = option(0.1, "adapter dropout (LoRA / DoRA)")

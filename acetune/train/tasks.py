@@ -12,6 +12,14 @@ the target:
   at the same positions; `is_covers` 0.
 - cover: `Generate audio semantic tokens based on the given conditions:`; source = the song, chunk
   mask all ones, `is_covers` 1, so the model replaces the source by its tokenize -> detokenize hints.
+  The hints are computed on the training crop, which is the sample's whole source here. The official
+  pipeline tokenizes the whole source song, and its tokenizer and detokenizer work inside 5-frame
+  windows only (an attention pooler per window, a detokenizer per token), so a crop's hints equal the
+  whole song's at those frames when the crop starts on the 5-frame grid, and otherwise are the same
+  music pooled with another phase: exactly the official hints of that crop given as a source (the
+  last partial window padded with the silence latent's first frames, as upstream). Tokenizing the whole
+  song instead would need every song's full latents at every step for hints the crop never sees
+  (tests/train/test_tasks.py pins the grid equality).
 - extract / complete need stems (the target is a stem, or the full mix of a partial one): a cache
   without stems cannot train them, and says so.
 

@@ -16,8 +16,8 @@ the target:
   pipeline tokenizes the whole source song, and its tokenizer and detokenizer work inside 5-frame
   windows only (an attention pooler per window, a detokenizer per token), so a crop's hints equal the
   whole song's at those frames when the crop starts on the 5-frame grid, and otherwise are the same
-  music pooled with another phase: exactly the official hints of that crop given as a source (the
-  last partial window padded with the silence latent's first frames, as upstream). Tokenizing the whole
+  music pooled with another phase: the official hints of that crop given as a source (its last
+  partial window filled with silence-latent frames, as upstream). Tokenizing the whole
   song instead would need every song's full latents at every step for hints the crop never sees
   (tests/train/test_tasks.py pins the grid equality).
 - extract / complete need stems (the target is a stem, or the full mix of a partial one): a cache

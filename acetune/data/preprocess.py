@@ -22,10 +22,10 @@ import torch
 
 from acetune.atomic import check_writable
 from acetune.audio import load_audio, open_regular_file, probe_audio
+from acetune.config import LatentMode, Precision, PreprocessConfig, checked_preprocess, config_to_dict
 from acetune.data.cache import FINGERPRINT_FILE, INDEX_FILE, CacheEntry, CacheReader, CacheWriter, read_index
 from acetune.data.captions import genre_indices, select_caption
 from acetune.data.dataset import Dataset, DatasetSample
-from acetune.config import LatentMode, Precision, PreprocessConfig, checked_preprocess, config_to_dict
 from acetune.data.encoding import (MIN_DURATION_S, AudioTextFeatures, check_encodable,
                                    encode_audio_and_text, encode_condition, sample_generator, timbre_reference)
 from acetune.data.fingerprint import Fingerprint, bundle_fingerprint, read_fingerprint, write_fingerprint
@@ -35,9 +35,9 @@ from acetune.events import Event, Finished, Progressed, Skipped, Started, Warned
 from acetune.locks import LOCK_FILE, hold_folder
 from acetune.model.bundle import Bundle, resolve_bundle
 from acetune.model.checkpoint import load_model, load_silence_latent, read_model_config
+from acetune.model.devices import resolve_device, resolve_precision
 from acetune.model.text_encoder import load_text_encoder
 from acetune.model.vae import load_vae
-from acetune.model.devices import resolve_device, resolve_precision
 from acetune.model.weights import parse_dtype, short_dtype_name
 
 logger = logging.getLogger(__name__)

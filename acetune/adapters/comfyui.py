@@ -37,9 +37,10 @@ import torch
 
 from acetune.adapters.diffusers_header import METADATA_KEY as DIFFUSERS_KEY
 from acetune.adapters.formats import AdapterFile, read_adapter
-from acetune.adapters.kinds import LYCORIS, facts
+from acetune.adapters.kinds import LYCORIS, facts, kinds_of
 from acetune.adapters.safetensors_io import read_safetensors
 from acetune.adapters.single_file import check_output_file, write_output_file
+from acetune.config import AdapterKind
 from acetune.errors import ConfigError, ModelLoadError
 from acetune.model.checkpoint import checkpoint_weights
 from acetune.model.weights import read_tensors
@@ -87,7 +88,7 @@ def export_comfyui(adapter: str | Path | AdapterFile, out_file: str | Path, *, p
     metadata = {**carried, "format": "comfyui", "source_format": adapter.format}
     if weight_decomposed(adapter) and not dora_as_lora:
         tensors, base_name = _difference_tensors(adapter, prefix, base, DIFF_DTYPES[diff_dtype])
-        metadata.update(comfyui_patch="diff", diff_base_model=base_name, source_kind=adapter.kind)
+        metadata.update(comfyui_patch="diff", diff_base_model=base_name, source_kind=str(adapter.kind))
     else:
         tensors = _comfyui_tensors(adapter, prefix)
     write_output_file(tensors, out, metadata, tool="ComfyUI")
@@ -103,13 +104,13 @@ def _comfyui_tensors(adapter: AdapterFile, prefix: str) -> dict[str, torch.Tenso
                                                  "and load that folder")
     if row is None or row.backend == LYCORIS and adapter.format == "lycoris":
         return read_safetensors(adapter.path)[0]  # pass-through: ComfyUI reads these keys as they are
-    replaced = sorted(d.target for d in adapter.deltas.values() if d.kind == "full")
+    replaced = sorted(d.target for d in adapter.deltas.values() if d.kind == AdapterKind.FULL)
     if replaced:
         raise ConfigError(f"the adapter also trained biases (e.g. {replaced[0]}), which a ComfyUI LoRA cannot carry",
                           path=adapter.path, fix="merge it into the base model instead (`acetune merge`)")
     tensors: dict[str, torch.Tensor] = {}
     for delta in adapter.deltas.values():
-        if delta.kind in ("lokr", "loha"):  # e.g. kohya-named LyCORIS: ComfyUI needs lycoris_<path with _>
+        if delta.kind in kinds_of(LYCORIS):  # e.g. kohya-named LyCORIS: ComfyUI needs lycoris_<path with _>
             stem = "lycoris_" + delta.module.replace(".", "_")
             tensors.update({f"{stem}.{name}": value for name, value in delta.tensors.items()})
             if delta.alpha is not None:

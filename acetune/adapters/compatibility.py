@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from acetune.adapters.diffusers_export import diffusers_loading
 from acetune.adapters.formats import AdapterFile, AdapterHeader
-from acetune.adapters.kinds import KINDS, PEFT_CONFIG
+from acetune.adapters.kinds import DIFF, KINDS, PEFT_CONFIG
 from acetune.config import AdapterKind
 
 COMFYUI_DORA_ERROR = "12–32 %"  # the error of its weight change on ACE-Step DoRA adapters (issue 10)
@@ -76,13 +76,13 @@ def _ace_step_app(header: AdapterHeader) -> Support:
 
 def _comfyui(header: AdapterHeader) -> Support:
     name = "ComfyUI"
-    if header.kind == "full":
+    if header.kind == AdapterKind.FULL:
         return Support(name, "no", "merge it (`acetune merge`)")
     if header.format == "diffusers":  # its ACEStep15 key map has no transformer.* (diffusers) names
         return Support(name, "no", "it maps no transformer.* (diffusers) names; `acetune export-comfyui` converts")
     if header.format == "kohya" and not _kohya_comfy_spelling(header):
         return Support(name, "no", "it expects lora_unet_decoder_* names; `acetune export-comfyui` converts")
-    if header.kind == "diff":
+    if header.kind == DIFF:
         base = header.metadata.get("diff_base_model", "the model it was exported from")
         return Support(name, "yes", f"exact, on {base} only (full weight differences)")
     if _weight_decomposed(header):
@@ -101,7 +101,7 @@ def _lycoris(header: AdapterHeader) -> Support:
 
 
 def _weight_decomposed(header: AdapterHeader) -> bool:
-    return header.kind == "dora" or any("dora_scale" in parts for parts in (header.groups.modules.values()
+    return header.kind == AdapterKind.DORA or any("dora_scale" in parts for parts in (header.groups.modules.values()
                                                                           if header.groups else ()))
 
 

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
+from acetune.adapters.kinds import DIFF, DeltaKind, delta_kind
+from acetune.config import AdapterKind
+
 
 @dataclass(frozen=True, eq=False)
 class ModuleDelta:
@@ -29,11 +32,14 @@ class ModuleDelta:
     """
 
     module: str
-    kind: str  # an AdapterKind value, or kinds.DIFF
+    kind: DeltaKind  # given as text ("lora"), it becomes the enum member
     tensors: dict[str, torch.Tensor]
     scale: float = 1.0
     param: str = "weight"
     alpha: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", delta_kind(self.kind))
 
     @property
     def target(self) -> str:
@@ -51,14 +57,14 @@ class ModuleDelta:
     @property
     def patched_numel(self) -> int:
         """Elements of the tensor this patches (what a full weight difference of it stores)."""
-        if self.kind in ("full", "diff"):
+        if self.kind in (AdapterKind.FULL, DIFF):
             return self.tensors["weight"].numel()
         rows, flat_in = _implied_size(self.tensors)
         return rows * flat_in
 
     def mismatch(self, shape: torch.Size) -> str | None:
         """Why this delta cannot patch a tensor of `shape` (None when it fits)."""
-        if self.kind in ("full", "diff"):
+        if self.kind in (AdapterKind.FULL, DIFF):
             found = tuple(self.tensors["weight"].shape)
             return None if found == tuple(shape) else f"the adapter has {list(found)}, this decoder {list(shape)}"
         if len(shape) < 2:
@@ -79,9 +85,9 @@ class ModuleDelta:
         base and 1 the trained weight (a diff of a DoRA is the same lerp, written as a sum).
         """
         w = base.detach().float()
-        if self.kind == "full":
+        if self.kind == AdapterKind.FULL:
             return torch.lerp(w, self.tensors["weight"].to(w.device, torch.float32), strength).to(base.dtype)
-        if self.kind == "diff":
+        if self.kind == DIFF:
             return w.add(self.tensors["weight"].to(w.device, torch.float32), alpha=strength).to(base.dtype)
         delta = _delta(self.kind, {k: v.to(w.device, torch.float32) for k, v in self.tensors.items()},
                        self.scale, w.shape)
@@ -110,11 +116,11 @@ def _implied_size(t: dict[str, torch.Tensor]) -> tuple[int, int]:
     return w1[0] * w2[0], w1[1] * w2[1]
 
 
-def _delta(kind: str, t: dict[str, torch.Tensor], scale: float, shape: torch.Size) -> torch.Tensor:
+def _delta(kind: DeltaKind, t: dict[str, torch.Tensor], scale: float, shape: torch.Size) -> torch.Tensor:
     """ΔW (float32, scaled) in the base weight's shape."""
-    if kind in ("lora", "dora"):
+    if kind in (AdapterKind.LORA, AdapterKind.DORA):
         delta = t["lora_up"].flatten(1) @ t["lora_down"].flatten(1)
-    elif kind == "loha":
+    elif kind == AdapterKind.LOHA:
         delta = _hada_half(t, "1") * _hada_half(t, "2")
     else:
         w1 = t["lokr_w1"] if "lokr_w1" in t else t["lokr_w1_a"] @ t["lokr_w1_b"]

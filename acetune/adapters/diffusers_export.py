@@ -28,6 +28,7 @@ from acetune.adapters.diffusers_header import METADATA_KEY, PREFIX, effective_al
 from acetune.adapters.formats import AdapterFile, read_adapter
 from acetune.adapters.kinds import FULL, KINDS, PEFT_CONFIG, UPSTREAM_CONFIGS, facts
 from acetune.adapters.single_file import check_output_file, write_output_file
+from acetune.config import AdapterKind
 from acetune.errors import ConfigError
 from acetune.model.diffusers_keys import module_to_diffusers
 
@@ -60,7 +61,7 @@ def diffusers_tensors(adapter: AdapterFile) -> tuple[dict[str, torch.Tensor], di
     if refusal is not None:
         raise DiffusersFormatError(refusal, path=adapter.path,
                                    fix="merge it into the model instead: acetune merge --format diffusers")
-    if adapter.kind == "lokr":
+    if adapter.kind == AdapterKind.LOKR:
         return _lokr_tensors(adapter), {}
     tensors: dict[str, torch.Tensor] = {}
     modules: dict[str, tuple[int, float]] = {}
@@ -71,7 +72,7 @@ def diffusers_tensors(adapter: AdapterFile) -> tuple[dict[str, torch.Tensor], di
         if "dora_scale" in delta.tensors:
             tensors[f"{stem}.lora_magnitude_vector"] = delta.tensors["dora_scale"].reshape(up.shape[0])
         modules[delta.module] = (delta.rank, effective_alpha(delta.scale, delta.rank))
-    return tensors, {METADATA_KEY: lora_metadata(modules, use_dora=adapter.kind == "dora")}
+    return tensors, {METADATA_KEY: lora_metadata(modules, use_dora=adapter.kind == AdapterKind.DORA)}
 
 
 def unsupported_reason(adapter: AdapterFile) -> str | None:
@@ -84,7 +85,7 @@ def unsupported_reason(adapter: AdapterFile) -> str | None:
     if not row.diffusers:
         loaded = ", ".join(r.display for r in KINDS.values() if r.diffusers)
         return f"diffusers has no {row.display} loader (it loads {loaded} adapters only)"
-    replaced = sorted(d.target for d in adapter.deltas.values() if d.kind == "full")
+    replaced = sorted(d.target for d in adapter.deltas.values() if d.kind == AdapterKind.FULL)
     if replaced:
         return f"the adapter also trained biases (e.g. {replaced[0]}), which a diffusers LoRA cannot carry"
     for delta in adapter.deltas.values():
@@ -96,12 +97,12 @@ def unsupported_reason(adapter: AdapterFile) -> str | None:
 
 def _module_reason(delta: ModuleDelta) -> str | None:
     t = delta.tensors
-    if delta.kind == "lokr" and ("lokr_t2" in t or "dora_scale" in t):
+    if delta.kind == AdapterKind.LOKR and ("lokr_t2" in t or "dora_scale" in t):
         return "PEFT's LoKr (which diffusers uses) has no Tucker core nor weight decomposition for Linear layers"
-    if delta.kind in ("lora", "dora") and t["lora_up"].dim() != 2:
+    if delta.kind in (AdapterKind.LORA, AdapterKind.DORA) and t["lora_up"].dim() != 2:
         return "a convolution LoRA; the decoder's adapted layers are Linear"
     scale = t.get("dora_scale")
-    if delta.kind == "dora" and not (scale.numel() == t["lora_up"].shape[0] and (scale.dim() == 1 or scale.shape[1] == 1)):
+    if delta.kind == AdapterKind.DORA and not (scale.numel() == t["lora_up"].shape[0] and (scale.dim() == 1 or scale.shape[1] == 1)):
         return f"its dora_scale {list(scale.shape)} is per input column; PEFT's DoRA (diffusers') is per output row"
     return None
 
@@ -129,7 +130,7 @@ def diffusers_loading(adapter: AdapterFile) -> tuple[bool, str]:
     reason = unsupported_reason(adapter)
     if reason is not None:
         return False, f"{reason}; `acetune merge --format diffusers` bakes it into a pipeline instead"
-    lokr = adapter.kind == "lokr"
+    lokr = adapter.kind == AdapterKind.LOKR
     if adapter.format == "peft" and METADATA_KEY in adapter.metadata:
         where = "<this folder>" if adapter.alpha_source == PEFT_CONFIG else "<this file>"
         return True, f"pipe.load_lora_weights({where}), at the trained strength"

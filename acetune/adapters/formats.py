@@ -26,9 +26,10 @@ from acetune.adapters.deltas import ModuleDelta
 from acetune.adapters.diffusers_header import METADATA_KEY as DIFFUSERS_HEADER
 from acetune.adapters.diffusers_header import transformer_config
 from acetune.adapters.key_names import DIFFUSERS_PREFIX, KeyGroups, group_keys
-from acetune.adapters.kinds import PEFT_CONFIG
+from acetune.adapters.kinds import DIFF, PEFT_CONFIG, DeltaKind
 from acetune.adapters.locate import locate
 from acetune.adapters.safetensors_io import read_header, read_safetensors
+from acetune.config import AdapterKind
 from acetune.errors import ModelLoadError
 
 _PEFT_KEY = re.compile(r"base_model\.model\.([\w.]+?)\."
@@ -43,7 +44,7 @@ class AdapterHeader:
 
     path: Path  # the weights file
     format: str  # peft | lycoris | kohya | comfyui | diffusers | acetune-full
-    kind: str  # lora | dora | lokr | loha | full | diff
+    kind: DeltaKind  # lora | dora | lokr | loha | full | diff
     metadata: dict[str, str]
     alpha_source: str  # where the scale comes from: adapter_config.json, .alpha tensors, a header, given, none
     warnings: tuple[str, ...]
@@ -58,7 +59,7 @@ class AdapterFile:
 
     path: Path  # the weights file read
     format: str  # peft | lycoris | kohya | comfyui | diffusers | acetune-full
-    kind: str  # lora | dora | lokr | loha | full | diff
+    kind: DeltaKind  # lora | dora | lokr | loha | full | diff
     deltas: dict[str, ModuleDelta]
     metadata: dict[str, str]
     warnings: tuple[str, ...] = ()
@@ -96,7 +97,7 @@ def inspect_adapter(path: str | Path, *, alpha: float | None = None) -> AdapterH
     if config is not None:
         return _peft_header(weights, config, keys, metadata)
     if all(key.startswith("decoder.") for key in keys):
-        return AdapterHeader(weights, "acetune-full", "full", metadata, "", (), None)
+        return AdapterHeader(weights, "acetune-full", AdapterKind.FULL, metadata, "", (), None)
     groups = group_keys(keys, weights)
     if not groups.modules:
         raise ModelLoadError(f"the file adapts nothing acetune patches: its keys patch {_aside(groups)}", path=weights,
@@ -105,14 +106,14 @@ def inspect_adapter(path: str | Path, *, alpha: float | None = None) -> AdapterH
         biases = sorted(key for parts in groups.modules.values() for key in parts.values() if key.endswith(".bias"))
         raise ModelLoadError(f"plain .bias keys belong to no single-file adapter format, e.g. {biases[:3]}", path=weights)
     kinds = {_module_kind(weights, name, parts) for name, parts in groups.modules.items()}
-    if len({"lora" if k == "dora" else k for k in kinds}) > 1 or groups.families >= {"lora_AB", "lora_updown"}:
+    if len({AdapterKind.LORA if k == AdapterKind.DORA else k for k in kinds}) > 1 or groups.families >= {"lora_AB", "lora_updown"}:
         raise ModelLoadError(f"the file mixes adapter formats ({', '.join(sorted(kinds | groups.families))})",
                              path=weights, fix="keep one adapter per file")
-    kind = "dora" if "dora" in kinds else kinds.pop()
+    kind = AdapterKind.DORA if AdapterKind.DORA in kinds else kinds.pop()
     fmt = ("kohya" if groups.style == "lora_unet_" else
            "diffusers" if groups.style == DIFFUSERS_PREFIX else
            "peft" if groups.style == "base_model.model." and "lora_AB" in groups.families else  # its config left behind
-           "comfyui" if kind in ("lora", "dora", "diff") or metadata.get("format") == "comfyui" else "lycoris")
+           "comfyui" if kind in (AdapterKind.LORA, AdapterKind.DORA, DIFF) or metadata.get("format") == "comfyui" else "lycoris")
     notes = [f"{len(keys_)} keys for {what} are not applied: acetune patches the decoder only "
              f"(e.g. {keys_[0]})" for what, keys_ in groups.set_aside.items()]
     source, lora_alpha = (_diffusers_alpha(weights, metadata, given) if fmt == "diffusers" else
@@ -120,16 +121,16 @@ def inspect_adapter(path: str | Path, *, alpha: float | None = None) -> AdapterH
     if source == NO_ALPHA:
         notes.append(f"{weights.name} has no alpha tensors, so it applies with alpha/rank = 1 (the ComfyUI and kohya "
                      "rule); give the alpha it was trained with (--adapter-alpha) if that is wrong")
-    if source == DIFFUSERS_DEFAULT and kind != "lokr":  # diffusers' LoKr carries its scale in the factors
+    if source == DIFFUSERS_DEFAULT and kind != AdapterKind.LOKR:  # diffusers' LoKr carries its scale in the factors
         notes.append(f"{weights.name} has no {DIFFUSERS_HEADER} header, so it applies with alpha/rank = 1 (diffusers' "
                      "rule); give the alpha it was trained with (--adapter-alpha) if that is wrong")
     return AdapterHeader(weights, fmt, kind, metadata, source, tuple(notes), groups, lora_alpha, given)
 
 
-def _alpha_source(weights: Path, groups: KeyGroups, kind: str, metadata: dict[str, str],
+def _alpha_source(weights: Path, groups: KeyGroups, kind: DeltaKind, metadata: dict[str, str],
                   given: float | None) -> tuple[str, LoraAlpha | None]:
     """Where the scale of a single-file adapter comes from; a bare PEFT-style file that does not say is refused."""
-    if kind == "diff":
+    if kind == DIFF:
         return "", None
     if any("alpha" in parts for parts in groups.modules.values()):
         return ALPHA_TENSORS, None
@@ -158,16 +159,17 @@ def _diffusers_alpha(weights: Path, metadata: dict[str, str],
 
 def _module_deltas(header: AdapterHeader, module: str, parts: dict[str, torch.Tensor]) -> list[ModuleDelta]:
     """The delta(s) of one module: its factors or difference, plus a bias entry when the file has one."""
-    if header.kind == "diff":
-        return [ModuleDelta(module, "diff", {"weight": parts[name]}, param=param)
+    if header.kind == DIFF:
+        return [ModuleDelta(module, DIFF, {"weight": parts[name]}, param=param)
                 for name, param in (("diff", "weight"), ("diff_b", "bias")) if name in parts]
     out = []
     if "weight" in parts:  # a bias trained with PEFT bias="all"/"lora_only": PEFT saves its full value
-        out.append(ModuleDelta(module, "full", {"weight": parts.pop("weight")}, param="bias"))
+        out.append(ModuleDelta(module, AdapterKind.FULL, {"weight": parts.pop("weight")}, param="bias"))
     if not parts:
         return out
     alpha_tensor = parts.pop("alpha", None)
-    kind = "dora" if "dora_scale" in parts and header.kind in ("lora", "dora") else header.kind
+    weight_decomposed = "dora_scale" in parts and header.kind in (AdapterKind.LORA, AdapterKind.DORA)
+    kind = AdapterKind.DORA if weight_decomposed else header.kind
     delta = ModuleDelta(module, kind, parts)
     rank = delta.rank
     if rank is None:  # LoKr with both halves full: scale 1 whatever alpha says (LyCORIS)
@@ -195,8 +197,8 @@ def _peft_header(weights: Path, config: dict, keys: list[str], metadata: dict[st
         if not names:
             continue
         kind = _module_kind(weights, name, names)
-        if kind == "dora" and not config["use_dora"] or kind == "lora" and config["use_dora"]:
-            raise ModelLoadError(f"{name} {'has' if kind == 'dora' else 'lacks'} a DoRA magnitude but "
+        if (kind == AdapterKind.DORA) != config["use_dora"]:
+            raise ModelLoadError(f"{name} {'has' if kind == AdapterKind.DORA else 'lacks'} a DoRA magnitude but "
                                  f"{PEFT_CONFIG} says use_dora={config['use_dora']}", path=weights)
         kinds.add(kind)
     if not kinds:
@@ -222,17 +224,17 @@ def _peft_config(path: Path) -> dict:
         raise ModelLoadError(f"the PEFT adapter config has a malformed value ({err})", path=path) from err
 
 
-def _module_kind(path: Path, module: str, parts: dict) -> str:
+def _module_kind(path: Path, module: str, parts: dict) -> DeltaKind:
     names = set(parts) - {"alpha", "dora_scale"}
     if names == {"lora_down", "lora_up"}:
-        return "dora" if "dora_scale" in parts else "lora"
+        return AdapterKind.DORA if "dora_scale" in parts else AdapterKind.LORA
     half = {i: {f"lokr_w{i}"} <= names or {f"lokr_w{i}_a", f"lokr_w{i}_b"} <= names for i in "12"}
     if names and all(n.startswith("lokr_") for n in names) and half["1"] and half["2"]:
-        return "lokr"
+        return AdapterKind.LOKR
     if names and all(n.startswith("hada_") for n in names) and {f"hada_w{i}_{x}" for i in "12" for x in "ab"} <= names:
-        return "loha"
+        return AdapterKind.LOHA
     if names and names <= {"diff", "diff_b"} and "dora_scale" not in parts:
-        return "diff"
+        return DIFF
     raise ModelLoadError(f"{module} has an incomplete or mixed set of tensors ({', '.join(sorted(parts))})", path=path,
                          fix="the file is damaged or was cut short; export or download it again")
 
@@ -243,4 +245,4 @@ def _aside(groups: KeyGroups) -> str:
 
 def _replacement(name: str, value: torch.Tensor) -> ModuleDelta:
     module, _, param = name.rpartition(".")
-    return ModuleDelta(module, "full", {"weight": value}, param=param)
+    return ModuleDelta(module, AdapterKind.FULL, {"weight": value}, param=param)

@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from acetune.adapters.kinds import DIFF
+from acetune.config import AdapterKind
 from acetune.errors import ModelLoadError
 from acetune.model.diffusers_keys import COMPONENTS, module_from_diffusers
 
@@ -41,11 +43,12 @@ SUFFIXES = {  # key suffix -> (family, part name inside ModuleDelta.tensors)
     "lora_A.weight": ("lora_AB", "lora_down"), "lora_B.weight": ("lora_AB", "lora_up"),
     "lora_A.default.weight": ("lora_AB", "lora_down"), "lora_B.default.weight": ("lora_AB", "lora_up"),
     "lora_down.weight": ("lora_updown", "lora_down"), "lora_up.weight": ("lora_updown", "lora_up"),
-    "lora_magnitude_vector": ("lora", "dora_scale"), "lora_magnitude_vector.weight": ("lora", "dora_scale"),
-    **{name: ("lokr", name) for name in ("lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b",
+    "lora_magnitude_vector": (AdapterKind.LORA, "dora_scale"),
+    "lora_magnitude_vector.weight": (AdapterKind.LORA, "dora_scale"),
+    **{name: (AdapterKind.LOKR, name) for name in ("lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b",
                                          "lokr_t2")},
-    **{name: ("loha", name) for name in ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2")},
-    "diff": ("diff", "diff"), "diff_b": ("diff", "diff_b"),  # ComfyUI's full weight / bias differences
+    **{name: (AdapterKind.LOHA, name) for name in ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2")},
+    "diff": (DIFF, "diff"), "diff_b": (DIFF, "diff_b"),  # ComfyUI's full weight / bias differences
     "dora_scale": ("any", "dora_scale"), "alpha": ("any", "alpha"), "bias": ("bias", "weight"),
 }
 _BY_LENGTH = sorted(SUFFIXES, key=len, reverse=True)

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 
 from acetune.adapters.deltas import ModuleDelta
+from acetune.adapters.kinds import DIFF
+from acetune.config import AdapterKind
 
 _LAYER = re.compile(r"layers\.(\d+)\.(self_attn|cross_attn|mlp)\.(\w+)$")
 _BLOCKS = {"self_attn": "self-attention", "cross_attn": "cross-attention", "mlp": "MLP"}
@@ -45,7 +47,7 @@ def group_rows(deltas: dict[str, ModuleDelta]) -> list[GroupRow]:
         kinds = ", ".join(sorted({d.kind for d in found}))
         rows.append(GroupRow(group, "/".join(parts), len(layers), len(found), kinds,
                              _span([d.rank for d in found], "full"), _span([d.alpha for d in found], "—"),
-                             _span([None if d.kind in ("full", "diff") else d.scale for d in found], "—")))
+                             _span([None if d.kind in (AdapterKind.FULL, DIFF) else d.scale for d in found], "—")))
     return rows
 
 

@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal, get_args
 
 import numpy as np
 import soxr
@@ -21,9 +20,9 @@ import soxr
 from acetune.audio.decode import checked_path, no_samples, truncation_note
 from acetune.audio.formats import TARGET_SAMPLE_RATE
 from acetune.audio.reader import BLOCK_FRAMES, Blocks, StreamInfo, stream_audio
+from acetune.config.schema import Normalization  # the choices are declared once, in the config schema
 
-Normalization = Literal["none", "peak", "lufs"]
-NORMALIZATIONS: tuple[str, ...] = get_args(Normalization)
+NORMALIZATIONS: tuple[str, ...] = tuple(mode.value for mode in Normalization)
 # Below this peak a waveform counts as digital silence (spec model.md §6: the silence latent is used).
 SILENCE_THRESHOLD = 1e-6
 # BS.1770 integrates over 400 ms gating blocks; shorter audio has no loudness to measure.
@@ -105,7 +104,7 @@ def is_silent(x: np.ndarray, threshold: float = SILENCE_THRESHOLD) -> bool:
 def normalize(
     x: np.ndarray,
     sample_rate: int,
-    mode: Normalization,
+    mode: Normalization | str,
     *,
     peak_dbfs: float = -1.0,
     target_lufs: float = -14.0,
@@ -133,7 +132,7 @@ def load_audio(
     *,
     sample_rate: int = TARGET_SAMPLE_RATE,
     max_duration_s: float | None = 240.0,
-    normalize: Normalization = "none",
+    normalize: Normalization | str = Normalization.NONE,
 ) -> PreparedAudio:
     """decode -> stereo -> resample -> truncate (start kept) -> normalize; raises AudioError for bad files.
 

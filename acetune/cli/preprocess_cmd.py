@@ -8,43 +8,50 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from acetune.cli.config_flags import ConfigFlag, with_config_flags
 from acetune.cli.exit_codes import PARTIAL
 from acetune.cli.progress import render
 from acetune.cli.text import printable
-from acetune.config.schema import Precision
-from acetune.config.validation import check_seed
+
+# Flags of the `preprocess` config section: type and help come from the schema, values become `--set` overrides.
+PREPROCESS_FLAGS = (
+    ConfigFlag("--two-pass", "preprocess.two_pass"),
+    ConfigFlag("--max-duration", "preprocess.max_duration_s", "SECONDS"),
+    ConfigFlag("--normalize", "preprocess.normalize"),
+    ConfigFlag("--latent-mode", "preprocess.latent_mode"),
+    ConfigFlag("--seed", "preprocess.seed"),
+    ConfigFlag("--timbre-reference", "preprocess.timbre_reference"),
+    ConfigFlag("--save-dtype", "preprocess.save_dtype"),
+    ConfigFlag("--device", "preprocess.device"),
+    ConfigFlag("--precision", "preprocess.precision"),
+)
 
 
+@with_config_flags(PREPROCESS_FLAGS)
 def preprocess_command(
     audio_dir: Path = typer.Option(..., help="Folder of songs (searched recursively) with optional labels."),
     checkpoint_dir: Path = typer.Option(..., help="ACE-Step checkpoints folder (holds vae/ and Qwen3-Embedding-0.6B/)."),
     out: Path = typer.Option(..., help="Cache folder to create or update."),
     model: str = typer.Option(None, help="DiT folder inside --checkpoint-dir (default acestep-v15-turbo)."),
-    two_pass: bool = typer.Option(False, help="Low memory: VAE + text encoder first, then the condition encoder."),
-    max_duration: float = typer.Option(240.0, help="Keep at most this many seconds from the start of each song (0 = all)."),
-    normalize: str = typer.Option("none", help="Loudness before encoding: none, peak (-1 dBFS) or lufs (-14)."),
-    latent_mode: str = typer.Option("sample", help="sample the VAE posterior (as ACE-Step trains) or take its mean."),
-    seed: int = typer.Option(0, help="Seed of the posterior samples (per song, order-independent)."),
-    timbre_reference: str = typer.Option("silence", help="silence (as inference) or zero-frame (upstream LoRA)."),
-    save_dtype: str = typer.Option("fp32", help="fp32, bf16 or fp16 for stored tensors (bf16 halves the disk)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
-    precision: Precision = typer.Option(Precision.AUTO, help="Compute dtype: auto (bf16 on CUDA, else fp32), fp32, "
-                                                             "bf16 or fp16."),
     tag: str = typer.Option(None, help="Activation tag (trigger word) added to every caption."),
     tag_position: str = typer.Option(None, help="prepend, append or replace."),
     genre_ratio: int = typer.Option(None, help="Percent of songs whose genre replaces the caption (seeded)."),
     rebuild: bool = typer.Option(False, help="Replace a cache made by another checkpoint or with other options."),
+    config: list[Path] = typer.Option(None, "--config", "-c", help="TOML/JSON config file(s) whose [preprocess] "
+                                                                    "table is applied, in order."),
+    set_: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                   help="Override a preprocess option: --set preprocess.chunk_s=20 (repeatable)."),
+    config_overrides: list[str] = (),
 ) -> None:
     """Decode, encode and cache every song once; reruns only redo new or changed songs."""
     import dataclasses
 
+    from acetune.config import resolve_config
     from acetune.data.dataset import TagConfig, scan_dataset
-    from acetune.data.preprocess import PreprocessConfig, preprocess
+    from acetune.data.preprocess import preprocess
     from acetune.errors import CacheError
-    from acetune.model.devices import resolve_device, resolve_precision
-    from acetune.model.weights import short_dtype_name
 
-    check_seed(seed, "--seed")
+    options = resolve_config(files=list(config or []), overrides=[*config_overrides, *(set_ or [])]).preprocess
     console = Console(soft_wrap=True)
     scan = scan_dataset(audio_dir)
     dataset = scan.dataset
@@ -53,13 +60,8 @@ def preprocess_command(
                                                              tag_position or dataset.tag.position))
     if genre_ratio is not None:
         dataset = dataclasses.replace(dataset, genre_ratio=genre_ratio)
-    resolved_device = resolve_device(device)
-    compute_dtype = short_dtype_name(resolve_precision(precision, resolved_device))
-    config = PreprocessConfig(max_duration_s=max_duration or 0.0, normalize=normalize, latent_mode=latent_mode,
-                              seed=seed, timbre_reference=timbre_reference, storage_dtype=save_dtype,
-                              compute_dtype=compute_dtype, two_pass=two_pass,
-                              device=str(resolved_device), model=model)
-    finished, skipped = render(preprocess(dataset, checkpoint_dir, out, config, rebuild=rebuild), console)
+    finished, skipped = render(preprocess(dataset, checkpoint_dir, out, options, model=model, rebuild=rebuild),
+                              console)
     problems = [(p.path, p.reason) for p in scan.problems] + [(s.path, s.reason) for s in skipped]
     if problems:
         table = Table("file", "problem", title=f"{len(problems)} file(s) not used")

@@ -14,7 +14,7 @@ from typing import Any
 from typer.core import TyperArgument
 
 from acetune.cli.command_tree import option_names, value_label
-from acetune.config.fields import config_fields, fields_named
+from acetune.config.fields import closest_choice, config_fields, fields_named
 from acetune.errors import UsageError
 
 _FORMS = {"INTEGER": "a whole number", "NUMBER": "a number", "TEXT": "text", "PATH": "a path"}
@@ -98,10 +98,10 @@ def _bad_value(err: Exception, param: Any, where: str) -> UsageError:
     given = f" {value!r}" if value is not None else ""
     if "|" in label:
         choices = label.split("|")
-        close = difflib.get_close_matches(str(value), choices, n=1) if value is not None else []
-        hint = f"did you mean {close[0]}? " if close else ""
+        close = closest_choice(value, choices) if value is not None else None
+        hint = f"did you mean {close}? " if close else ""
         return UsageError(f"{shown}{given} is not one of {', '.join(choices)}",
-                          fix=f"{hint}write e.g. {shown} {close[0] if close else choices[0]}")
+                          fix=f"{hint}write e.g. {shown} {close or choices[0]}")
     if label in _FORMS:
         return UsageError(f"{shown}{given} is not {_FORMS[label]}", fix=f"write {_example(param)} (`{where} --help`)")
     message = getattr(err, "message", str(err)).strip().rstrip(".")

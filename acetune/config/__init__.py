@@ -3,6 +3,7 @@
 from acetune.config.files import dumps_toml, load_config_file
 from acetune.config.loader import (
     apply_overrides,
+    checked_preprocess,
     config_deltas,
     config_diff,
     config_from_dict,
@@ -23,7 +24,9 @@ from acetune.config.presets import (
     preset_for_adapter,
 )
 from acetune.config.schema import (
+    ADAPTER_BACKENDS,
     CONFIG_VERSION,
+    AdapterBackend,
     AdapterConfig,
     AdapterKind,
     AttentionTargets,
@@ -31,29 +34,35 @@ from acetune.config.schema import (
     BestMetric,
     DataConfig,
     LogConfig,
+    LatentMode,
     LoopConfig,
     LossWeighting,
+    Normalization,
     ObjectiveConfig,
     OptimConfig,
     OptimizerKind,
     Precision,
+    PreprocessConfig,
     RunConfig,
     SaveConfig,
+    SaveDtype,
     ScheduleConfig,
     SchedulerKind,
     Task,
     TaskMix,
+    TimbreReference,
     TimestepMode,
 )
 from acetune.config.user_presets import PresetInfo, export_preset, import_preset, list_presets, preset_text, save_preset
 from acetune.config.validation import validate
 
 __all__ = [
-    "CONFIG_VERSION", "AdapterConfig", "AdapterKind", "AttentionTargets", "AuditionConfig", "BestMetric", "DataConfig", "LogConfig",
-    "LoopConfig", "LossWeighting", "ObjectiveConfig", "OptimConfig", "OptimizerKind", "Precision", "RunConfig",
-    "SaveConfig", "ScheduleConfig", "SchedulerKind", "Task", "TaskMix", "TimestepMode",
+    "ADAPTER_BACKENDS", "CONFIG_VERSION", "AdapterBackend", "AdapterConfig", "AdapterKind", "AttentionTargets", "AuditionConfig", "BestMetric", "DataConfig",
+    "LatentMode", "LogConfig", "LoopConfig", "LossWeighting", "Normalization", "ObjectiveConfig", "OptimConfig",
+    "OptimizerKind", "Precision", "PreprocessConfig", "RunConfig", "SaveConfig", "SaveDtype", "ScheduleConfig",
+    "SchedulerKind", "Task", "TaskMix", "TimbreReference", "TimestepMode",
     # loading, overrides, writing
-    "MIGRATIONS", "apply_overrides", "config_deltas", "config_diff", "config_from_dict", "config_layer",
+    "MIGRATIONS", "apply_overrides", "checked_preprocess", "config_deltas", "config_diff", "config_from_dict", "config_layer",
     "config_to_dict", "dumps_toml", "load_config_file", "merge_dicts", "migrate", "resolve_config", "validate",
     "write_config",
     # presets

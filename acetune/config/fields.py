@@ -45,6 +45,14 @@ def field_info(key: str) -> FieldInfo:
                       fix="see `acetune presets show recommended` for every field")
 
 
+def closest_choice(value: object, choices: list[str]) -> str | None:
+    """The choice a misspelt value most likely means: one it begins (`zero` -> `zero-frame`), else the closest."""
+    text = str(value)
+    starts = [choice for choice in choices if text and choice.startswith(text)]
+    close = starts or difflib.get_close_matches(text, choices, n=1)
+    return close[0] if close else None
+
+
 def fields_named(name: str) -> list[FieldInfo]:
     """Fields whose last part is `name` (a flag `--warmup-steps` names `schedule.warmup_steps`)."""
     return [f for f in config_fields() if f.name == name]

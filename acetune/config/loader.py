@@ -22,16 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from acetune.atomic import write_text_atomic
+from acetune.config.fields import closest_choice
 from acetune.config.files import dumps_json, dumps_toml, load_config_file, toml_value
 from acetune.config.migrations import MIGRATIONS, migrate
 from acetune.config.presets import adapt_preset, load_preset_data, strip_description
-from acetune.config.schema import RunConfig
+from acetune.config.schema import PreprocessConfig, RunConfig
 from acetune.config.validation import validate
 from acetune.errors import ConfigError, echoed
 
 __all__ = [
-    "MIGRATIONS", "apply_overrides", "config_deltas", "config_layer", "config_diff", "config_from_dict",
-    "config_to_dict", "load_config_file", "merge_dicts", "migrate", "resolve_config", "validate", "write_config",
+    "MIGRATIONS", "apply_overrides", "checked_preprocess", "config_deltas", "config_layer", "config_diff",
+    "config_from_dict", "config_to_dict", "load_config_file", "merge_dicts", "migrate", "resolve_config", "validate",
+    "write_config",
 ]
 
 
@@ -132,6 +134,14 @@ def resolve_config(*, preset: str | None = None, files: list[Path] = (), overrid
     return config
 
 
+def checked_preprocess(config: PreprocessConfig, *, source: str = "preprocess options") -> PreprocessConfig:
+    """Options made in code checked as a config file is: choices given as text become their Enums, and a
+    misspelt choice or an impossible value is a ConfigError naming `preprocess.<key>` and the closest choice."""
+    run = config_from_dict({"preprocess": config_to_dict(config)}, source=source)
+    validate(run)
+    return run.preprocess
+
+
 # ---- building dataclasses from annotations ----
 
 @cache
@@ -190,8 +200,8 @@ def _convert(value: Any, tp: Any, key: tuple[str, ...], source: str) -> Any:
         choices = [member.value for member in tp]
         if value in choices:
             return tp(value)
-        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        close = closest_choice(value, [str(c) for c in choices])
+        hint = f"; did you mean {close!r}?" if close else ""
         raise ConfigError(f"{source}: {'.'.join(key)} must be one of {', '.join(map(str, choices))}, "
                           f"got {_describe(value)}{hint}", fix=f"use one of: {', '.join(map(str, choices))}")
     if tp in (bool, int, float, str):

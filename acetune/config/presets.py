@@ -7,7 +7,7 @@ is looked up among the built-ins first, and a user preset may not take a built-i
 
 Presets are written for LoRA. `adapt_preset(data, kind)` / `preset_for_adapter(name, kind)` adjust
 one for another adapter kind, by these rules (nothing changes when the preset was written for
-the same family: lora/dora = PEFT, lokr/loha = LyCORIS, full):
+the same family, `schema.ADAPTER_BACKENDS`: lora/dora = PEFT, lokr/loha = LyCORIS, full):
 1. Fields whose meaning belongs to the preset's own family are dropped: PEFT rank, alpha, dropout,
    bias; LyCORIS rank (linear_dim), alpha (linear_alpha), factor, decompose_both, use_tucker;
    full allow_full and the lr_* multipliers, and its (lowered) optim.lr.
@@ -31,19 +31,17 @@ from pathlib import Path
 
 from acetune.config.files import load_config_file, parse_toml
 from acetune.config.migrations import migrate
-from acetune.config.schema import AdapterKind, OptimizerKind, RunConfig
+from acetune.config.schema import ADAPTER_BACKENDS, AdapterBackend, AdapterKind, OptimizerKind, RunConfig
 from acetune.errors import ConfigError
 
 BUILTIN_PRESETS = ("recommended", "quick_test", "high_quality", "vram_8gb", "vram_12gb", "vram_16gb", "vram_24gb_plus")
 PRESETS_DIR_ENV = "ACETUNE_PRESETS_DIR"
 FULL_FINETUNE_LR = 1e-5
 _NAME = re.compile(r"[a-z0-9_-]+")
-_FAMILY = {AdapterKind.LORA: "peft", AdapterKind.DORA: "peft", AdapterKind.LOKR: "lycoris",
-           AdapterKind.LOHA: "lycoris", AdapterKind.FULL: "full"}
-_FAMILY_FIELDS = {
-    "peft": ("rank", "alpha", "dropout", "bias"),
-    "lycoris": ("rank", "alpha", "factor", "decompose_both", "use_tucker"),
-    "full": ("allow_full", "lr_attention", "lr_mlp", "lr_norms", "lr_embeddings"),
+_FAMILY_FIELDS = {  # the adapter fields whose meaning belongs to one family
+    AdapterBackend.PEFT: ("rank", "alpha", "dropout", "bias"),
+    AdapterBackend.LYCORIS: ("rank", "alpha", "factor", "decompose_both", "use_tucker"),
+    AdapterBackend.FULL: ("allow_full", "lr_attention", "lr_mlp", "lr_norms", "lr_embeddings"),
 }
 _KEPT_FOR_FULL = ("kind", "lr_attention", "lr_mlp", "lr_norms", "lr_embeddings")
 
@@ -107,8 +105,8 @@ def adapt_preset(data: dict, kind: AdapterKind | str) -> dict:
         raise ConfigError(f"preset adapter.kind {adapter.get('kind')!r} is not an adapter kind",
                           fix=f"use one of {', '.join(k.value for k in AdapterKind)}") from None
     optim = data.get("optim", {})
-    if _FAMILY[own] != _FAMILY[kind]:
-        for key in _FAMILY_FIELDS[_FAMILY[own]]:
+    if ADAPTER_BACKENDS[own] is not ADAPTER_BACKENDS[kind]:
+        for key in _FAMILY_FIELDS[ADAPTER_BACKENDS[own]]:
             adapter.pop(key, None)
         if own is AdapterKind.FULL:
             optim.pop("lr", None)

@@ -8,7 +8,8 @@ numbers (steps per epoch, total steps, effective batch) live in the trainer's `P
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
+from types import MappingProxyType
 
 CONFIG_VERSION = 3  # 2: loop.rope_dtype; 3: data.num_workers removed (migrations.py)
 
@@ -20,12 +21,41 @@ def option(default, help: str):
     return field(default=default, metadata={"help": help})
 
 
-class AdapterKind(str, Enum):
+class AdapterKind(StrEnum):
+    """What is trained and what an adapter file holds. A StrEnum: printed and stored as its value ("lokr"),
+    since inference writes kinds into messages and file metadata (adapters/kinds.py has each kind's facts)."""
+
     LORA = "lora"
     DORA = "dora"
     LOKR = "lokr"
     LOHA = "loha"
     FULL = "full"
+
+
+class AdapterBackend(StrEnum):
+    """The library family that attaches, saves and loads a kind; fields of one family mean nothing to another."""
+
+    PEFT = "peft"
+    LYCORIS = "lycoris"
+    FULL = "full"  # a full decoder fine-tune: no library, the decoder's own weights
+
+
+ADAPTER_BACKENDS = MappingProxyType({  # the one place each kind's family is stated
+    AdapterKind.LORA: AdapterBackend.PEFT, AdapterKind.DORA: AdapterBackend.PEFT,
+    AdapterKind.LOKR: AdapterBackend.LYCORIS, AdapterKind.LOHA: AdapterBackend.LYCORIS,
+    AdapterKind.FULL: AdapterBackend.FULL,
+})
+_BACKEND_NAMES = {AdapterBackend.PEFT: "PEFT", AdapterBackend.LYCORIS: "LyCORIS",
+                  AdapterBackend.FULL: "decoder fine-tune"}
+
+
+def _kind_help() -> str:
+    """'lora, dora (PEFT), lokr, loha (LyCORIS) or full (decoder fine-tune)', from ADAPTER_BACKENDS."""
+    groups = [(", ".join(k.value for k in AdapterKind if ADAPTER_BACKENDS[k] is backend), _BACKEND_NAMES[backend])
+              for backend in AdapterBackend]
+    text = ", ".join(f"{kinds} ({name})" for kinds, name in groups)
+    head, _, last = text.rpartition(", ")
+    return f"{head} or {last}"
 
 
 class AttentionTargets(str, Enum):
@@ -88,6 +118,32 @@ class RopeDtype(str, Enum):
     FP32 = "fp32"  # kept in fp32 whatever the compute dtype (what acetune did before this option)
 
 
+class Normalization(str, Enum):
+    """Loudness of a song before it is encoded (audio/prepare.py applies it)."""
+
+    NONE = "none"
+    PEAK = "peak"  # peak to -1 dBFS
+    LUFS = "lufs"  # integrated loudness to -14 LUFS (pyloudnorm)
+
+
+class LatentMode(str, Enum):
+    SAMPLE = "sample"  # a posterior sample mean + std * eps, as ACE-Step trains
+    MEAN = "mean"  # the posterior mean
+
+
+class TimbreReference(str, Enum):
+    """What the condition encoder gets as the timbre reference while caching (docs/preprocess.md)."""
+
+    SILENCE = "silence"  # 750 frames of the silence latent: what inference uses without reference audio
+    ZERO_FRAME = "zero-frame"  # one zero frame: what the upstream LoRA preprocessing used
+
+
+class SaveDtype(str, Enum):
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+
 class BestMetric(str, Enum):
     EVAL = "eval"  # deterministic held-out eval loss
     MA5 = "ma5"  # moving average of the last 5 epoch train losses
@@ -109,7 +165,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class AdapterConfig:
-    kind: AdapterKind = option(AdapterKind.LORA, "lora, dora (PEFT), lokr, loha (LyCORIS) or full (decoder fine-tune)")
+    kind: AdapterKind = option(AdapterKind.LORA, _kind_help())
     rank: int = option(64, "adapter rank (LyCORIS: linear_dim)")
     alpha: float = option(128.0, "scale is alpha / rank (LyCORIS: linear_alpha)")
     dropout: float = option(0.1, "adapter dropout (LoRA / DoRA)")
@@ -238,6 +294,29 @@ class AuditionConfig:
 
 
 @dataclass(frozen=True)
+class PreprocessConfig:
+    """Options of `acetune preprocess`; those that change the cached tensors are in its fingerprint."""
+
+    max_duration_s: float = option(240.0, "keep at most this many seconds from the start of each song (0 = whole "
+                                          "songs)")
+    normalize: Normalization = option(Normalization.NONE, "loudness before encoding: none, peak (-1 dBFS) or lufs "
+                                                          "(-14 LUFS)")
+    latent_mode: LatentMode = option(LatentMode.SAMPLE, "sample the VAE posterior (as ACE-Step trains) or take its "
+                                                        "mean")
+    seed: int = option(0, "seed of the posterior samples (per song, order-independent)")
+    timbre_reference: TimbreReference = option(TimbreReference.SILENCE, "silence (as inference) or zero-frame "
+                                                                        "(upstream LoRA preprocessing)")
+    save_dtype: SaveDtype = option(SaveDtype.FP32, "fp32, bf16 or fp16 for stored tensors (bf16 halves the disk)")
+    precision: Precision = option(Precision.AUTO, "compute dtype: auto (bf16 on CUDA, else fp32), fp32, bf16 or fp16")
+    device: str = option("auto", "auto, cpu, cuda, cuda:1, mps")
+    two_pass: bool = option(False, "low memory: VAE + text encoder first (then freed), then the condition encoder")
+    chunk_s: float = option(30.0, "long songs are VAE-encoded in windows of this many seconds")
+    overlap_s: float = option(2.0, "seconds of context on each side of a VAE window (their frames are discarded)")
+    shard_max_mb: int = option(256, "largest cache shard file in MiB")
+    flush_every: int = option(32, "write the cache index after this many newly computed songs (crash safety)")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     config_version: int = option(CONFIG_VERSION, "schema version of this config")
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "where the data comes from"})
@@ -250,3 +329,5 @@ class RunConfig:
     log: LogConfig = field(default_factory=LogConfig, metadata={"help": "progress and logs"})
     audition: AuditionConfig = field(default_factory=AuditionConfig,
                                      metadata={"help": "audio samples rendered during training"})
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig,
+                                         metadata={"help": "how `acetune preprocess` makes the cache"})

@@ -106,6 +106,12 @@ RULES: tuple[Rule, ...] = (
     Rule("audition.shift", lambda v: v >= 0, "must be >= 0", "use 0 for the variant's default"),
     Rule("audition.guidance", lambda v: 0 <= v <= 30, "must be in [0, 30]", "use 0 for the variant's default"),
     Rule("audition.format", lambda v: v in AUDIO_FORMATS, f"must be one of {', '.join(AUDIO_FORMATS)}", "use wav"),
+    Rule("preprocess.max_duration_s", lambda v: v >= 0, "must be >= 0", "use 0 for whole songs or e.g. 240"),
+    Rule("preprocess.seed", is_seed, SEED_RANGE, "use e.g. 0"),
+    Rule("preprocess.chunk_s", lambda v: v > 0, "must be > 0", "use e.g. 30"),
+    Rule("preprocess.overlap_s", lambda v: v >= 0, "must be >= 0", "use e.g. 2"),
+    Rule("preprocess.shard_max_mb", lambda v: v >= 1, "must be >= 1", "use e.g. 256"),
+    Rule("preprocess.flush_every", lambda v: v >= 1, "must be >= 1", "use e.g. 32"),
 )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from acetune.audio import SAMPLES_PER_LATENT_FRAME, TARGET_SAMPLE_RATE, is_silent
+from acetune.config.schema import TimbreReference
 from acetune.errors import AudioError
 from acetune.model.acestep import AceStepModel
 from acetune.model.text_encoder import TextEncoder
@@ -121,17 +122,14 @@ def encode_audio_and_text(
     return AudioTextFeatures(latents, text, lyrics, silent)
 
 
-TIMBRE_REFERENCES = ("silence", "zero-frame")
-
-
-def timbre_reference(mode: str, silence_latent: torch.Tensor) -> torch.Tensor:
+def timbre_reference(mode: TimbreReference | str, silence_latent: torch.Tensor) -> torch.Tensor:
     """[1, Tr, C]: 750 silence frames (what inference uses without a reference) or one zero frame
     (what the upstream LoRA preprocessing used)."""
-    if mode == "silence":
+    if mode == TimbreReference.SILENCE:
         return silence_frames(silence_latent, TIMBRE_FRAMES)[None].float()
-    if mode == "zero-frame":
+    if mode == TimbreReference.ZERO_FRAME:
         return torch.zeros(1, 1, silence_latent.shape[-1])
-    raise ValueError(f"timbre reference must be 'silence' or 'zero-frame', got {mode!r}")
+    raise ValueError(f"timbre reference must be one of {', '.join(m.value for m in TimbreReference)}, got {mode!r}")
 
 
 @torch.no_grad()

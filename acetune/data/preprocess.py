@@ -8,7 +8,7 @@ changed; songs that disappeared are dropped; bad audio files are skipped and rep
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
 import gc
 import hashlib
 import json
@@ -22,11 +22,11 @@ import torch
 
 from acetune.atomic import check_writable
 from acetune.audio import load_audio, open_regular_file, probe_audio
-from acetune.audio.prepare import NORMALIZATIONS
+from acetune.config import LatentMode, Precision, PreprocessConfig, checked_preprocess, config_to_dict
 from acetune.data.cache import FINGERPRINT_FILE, INDEX_FILE, CacheEntry, CacheReader, CacheWriter, read_index
 from acetune.data.captions import genre_indices, select_caption
 from acetune.data.dataset import Dataset, DatasetSample
-from acetune.data.encoding import (MIN_DURATION_S, TIMBRE_REFERENCES, AudioTextFeatures, check_encodable,
+from acetune.data.encoding import (MIN_DURATION_S, AudioTextFeatures, check_encodable,
                                    encode_audio_and_text, encode_condition, sample_generator, timbre_reference)
 from acetune.data.fingerprint import Fingerprint, bundle_fingerprint, read_fingerprint, write_fingerprint
 from acetune.data.prompts import build_caption_prompt, build_lyric_text, build_metas
@@ -35,9 +35,10 @@ from acetune.events import Event, Finished, Progressed, Skipped, Started, Warned
 from acetune.locks import LOCK_FILE, hold_folder
 from acetune.model.bundle import Bundle, resolve_bundle
 from acetune.model.checkpoint import load_model, load_silence_latent, read_model_config
+from acetune.model.devices import resolve_device, resolve_precision
 from acetune.model.text_encoder import load_text_encoder
 from acetune.model.vae import load_vae
-from acetune.model.weights import parse_dtype
+from acetune.model.weights import parse_dtype, short_dtype_name
 
 logger = logging.getLogger(__name__)
 
@@ -45,50 +46,25 @@ STAGING_DIR = ".pass1"
 LYRIC_FORMAT = "language-header"  # the newer upstream format, identical to inference
 
 
-DEFAULT_MAX_DURATION_S = 240.0  # songs are cut there unless --max-duration says otherwise
-
-CHOICES = {  # the closed choices of PreprocessConfig
-    "normalize": NORMALIZATIONS,
-    "latent_mode": ("sample", "mean"),
-    "timbre_reference": TIMBRE_REFERENCES,
-}
+# The options that change the cached tensors (their fingerprint), under the names caches have always stored.
+_TENSOR_OPTIONS = {"max_duration_s": "max_duration_s", "normalize": "normalize", "latent_mode": "latent_mode",
+                   "seed": "seed", "chunk_s": "chunk_s", "overlap_s": "overlap_s", "storage_dtype": "save_dtype",
+                   "compute_dtype": "precision", "timbre_reference": "timbre_reference"}
 
 
-@dataclass(frozen=True)
-class PreprocessConfig:
-    """Options of one preprocessing run. Those in `tensor_options()` are part of the fingerprint."""
+def tensor_options(config: PreprocessConfig) -> dict:
+    """The fingerprinted options (precision as resolved by `resolve_options`), plus the lyric format."""
+    values = config_to_dict(config)
+    return {**{stored: values[name] for stored, name in _TENSOR_OPTIONS.items()}, "lyric_format": LYRIC_FORMAT}
 
-    max_duration_s: float = DEFAULT_MAX_DURATION_S
-    normalize: str = "none"  # none | peak | lufs
-    latent_mode: str = "sample"  # sample (as ACE-Step trains) | mean
-    seed: int = 0
-    chunk_s: float = 30.0
-    overlap_s: float = 2.0
-    storage_dtype: str = "fp32"
-    compute_dtype: str = "fp32"
-    timbre_reference: str = "silence"  # silence (as inference) | zero-frame (upstream LoRA preprocessing)
-    two_pass: bool = False
-    device: str = "cpu"
-    model: str | None = None  # DiT folder inside the checkpoint dir
-    shard_max_mb: int = 256
-    flush_every: int = 32
 
-    def __post_init__(self) -> None:
-        """A misspelt choice is a named error at once (before any model loads), with the closest choice."""
-        for name, choices in CHOICES.items():
-            value = getattr(self, name)
-            if value not in choices:
-                close = ([c for c in choices if c.startswith(str(value))] or
-                         difflib.get_close_matches(str(value), choices, n=1))
-                flag = "--" + name.replace("_", "-")
-                raise ConfigError(f"{flag} {value!r} is not one of {', '.join(choices)}"
-                                  + (f"; did you mean {close[0]!r}?" if close else ""),
-                                  fix=f"pass {flag} {close[0] if close else choices[0]}")
-
-    def tensor_options(self) -> dict:
-        keys = ("max_duration_s", "normalize", "latent_mode", "seed", "chunk_s", "overlap_s", "storage_dtype",
-                "compute_dtype", "timbre_reference")
-        return {**{k: getattr(self, k) for k in keys}, "lyric_format": LYRIC_FORMAT}
+def resolve_options(config: PreprocessConfig) -> PreprocessConfig:
+    """The options checked as a config file is (a misspelt choice is a named error before any model loads),
+    with `auto` device and precision made concrete: the fingerprint records the dtype actually used."""
+    config = checked_preprocess(config)
+    device = resolve_device(config.device)
+    precision = Precision(short_dtype_name(resolve_precision(config.precision, device)))
+    return dataclasses.replace(config, device=str(device), precision=precision)
 
 
 @dataclass(frozen=True)
@@ -121,7 +97,7 @@ def plan_samples(dataset: Dataset, config: PreprocessConfig) -> tuple[list[Sampl
 
     A file that cannot be read to hash it (gone since the scan, unreadable) is returned as Skipped."""
     genre_set = genre_indices(len(dataset.samples), dataset.genre_ratio)
-    options = json.dumps(config.tensor_options(), sort_keys=True)
+    options = json.dumps(tensor_options(config), sort_keys=True)
     plans, unreadable = [], []
     for index, sample in enumerate(dataset.samples):
         labels = sample.labels
@@ -156,7 +132,7 @@ def _duration_s(sample: DatasetSample) -> int | None:
 
 
 def make_fingerprint(bundle: Bundle, config: PreprocessConfig) -> Fingerprint:
-    return bundle_fingerprint(bundle, config.tensor_options())
+    return bundle_fingerprint(bundle, tensor_options(config))
 
 
 def open_cache(out: Path, fingerprint: Fingerprint, rebuild: bool) -> list[CacheEntry]:
@@ -195,23 +171,25 @@ def preprocess(
     out: str | Path,
     config: PreprocessConfig = PreprocessConfig(),
     *,
+    model: str | None = None,
     rebuild: bool = False,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[Event]:
     """Build or update the cache in `out`, holding its lock (`acetune.locks`) throughout: a second
-    preprocess into the same folder is refused while this one runs."""
+    preprocess into the same folder is refused while this one runs. `model` picks the DiT folder
+    inside `checkpoint_dir` (default acestep-v15-turbo)."""
     out = Path(out)
+    config = resolve_options(config)
     _check_config(config)
     check_writable(out)  # before minutes of loading models
     with hold_folder(out, "acetune preprocess") as lock:
         if lock.took_over:
             yield Warned("stale-lock", lock.took_over)
-        yield from _build_cache(dataset, checkpoint_dir, out, config, rebuild, should_stop)
+        yield from _build_cache(dataset, resolve_bundle(checkpoint_dir, model), out, config, rebuild, should_stop)
 
 
-def _build_cache(dataset: Dataset, checkpoint_dir: str | Path, out: Path, config: PreprocessConfig, rebuild: bool,
+def _build_cache(dataset: Dataset, bundle: Bundle, out: Path, config: PreprocessConfig, rebuild: bool,
                  should_stop: Callable[[], bool]) -> Iterator[Event]:
-    bundle = resolve_bundle(checkpoint_dir, config.model)
     fingerprint = make_fingerprint(bundle, config)
     existing = {e.id: e for e in open_cache(out, fingerprint, rebuild)}
     plans, unreadable = plan_samples(dataset, config)
@@ -243,7 +221,7 @@ def _one_pass(todo, bundle, out, config, writer, counts, should_stop) -> Iterato
     if not todo:
         return
     vae, text_encoder = _load_pass1(bundle, config)
-    loaded = load_model(bundle.dit, components=("encoder",), dtype=config.compute_dtype, device=config.device)
+    loaded = load_model(bundle.dit, components=("encoder",), dtype=config.precision.value, device=config.device)
     silence = loaded.silence_latent.cpu()
     reference = timbre_reference(config.timbre_reference, silence)
     for done, plan in enumerate(todo, 1):
@@ -304,7 +282,7 @@ def _two_pass(todo, bundle, out, config, writer, counts, should_stop) -> Iterato
 
 def _second_pass(todo, bundle, staging_dir, failed, config, writer, counts, should_stop) -> Iterator[Event]:
     """Pass 2 of the low-memory mode: staged text features -> condition states, into the cache."""
-    loaded = load_model(bundle.dit, components=("encoder",), dtype=config.compute_dtype, device=config.device)
+    loaded = load_model(bundle.dit, components=("encoder",), dtype=config.precision.value, device=config.device)
     reference = timbre_reference(config.timbre_reference, loaded.silence_latent.cpu())
     reader = CacheReader(staging_dir)
     total = 2 * len(todo)
@@ -334,7 +312,7 @@ def _second_pass(todo, bundle, staging_dir, failed, config, writer, counts, shou
 
 
 def _load_pass1(bundle: Bundle, config: PreprocessConfig):
-    dtype = parse_dtype(config.compute_dtype)
+    dtype = parse_dtype(config.precision.value)
     return (load_vae(bundle.vae, dtype=dtype, device=config.device),
             load_text_encoder(bundle.text_encoder, dtype=dtype, device=config.device))
 
@@ -346,7 +324,7 @@ def _features(plan, config, vae, text_encoder, silence) -> tuple[AudioTextFeatur
     check_encodable(audio.waveform, path)
     features = encode_audio_and_text(
         audio.waveform, plan.prompt, plan.lyric_text, vae=vae, text_encoder=text_encoder, silence_latent=silence,
-        generator=sample_generator(config.seed, plan.id), sample_latents=config.latent_mode == "sample",
+        generator=sample_generator(config.seed, plan.id), sample_latents=config.latent_mode is LatentMode.SAMPLE,
         chunk_s=config.chunk_s, overlap_s=config.overlap_s,
     )
     if not all(torch.isfinite(t).all() for t in features.tensors().values()):
@@ -390,7 +368,7 @@ def _entry(plan: SamplePlan, features, states: torch.Tensor | None, metadata: di
 
 
 def _final_tensors(latents: torch.Tensor, states: torch.Tensor, config: PreprocessConfig) -> dict[str, torch.Tensor]:
-    dtype = parse_dtype(config.storage_dtype)
+    dtype = parse_dtype(config.save_dtype.value)
     return {"target_latents": latents.to(dtype), "encoder_hidden_states": states.to(dtype)}
 
 
@@ -400,4 +378,5 @@ def _free_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-__all__ = ["PreprocessConfig", "SamplePlan", "content_hash", "make_fingerprint", "plan_samples", "preprocess"]
+__all__ = ["PreprocessConfig", "SamplePlan", "content_hash", "make_fingerprint", "plan_samples", "preprocess",
+           "resolve_options", "tensor_options"]

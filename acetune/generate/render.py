@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from acetune.config.schema import TimbreReference
 from acetune.data.encoding import encode_condition, sample_generator, text2music_context, timbre_reference
 from acetune.generate.tracks import Track
 from acetune.model.acestep import AceStepModel, Condition
@@ -25,7 +26,7 @@ def encode_track(model: AceStepModel, text_encoder: TextEncoder, track: Track,
     """Caption + lyrics -> packed condition-encoder states [L, D] (float32, CPU)."""
     text = text_encoder.encode_caption(track.prompt)
     lyrics = text_encoder.embed_lyrics(track.lyric_text)
-    return encode_condition(model, text, lyrics, timbre_reference("silence", silence_latent))
+    return encode_condition(model, text, lyrics, timbre_reference(TimbreReference.SILENCE, silence_latent))
 
 
 @torch.no_grad()

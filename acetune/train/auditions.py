@@ -33,6 +33,7 @@ from acetune.model.sampling import SamplerSettings
 from acetune.model.text_encoder import load_text_encoder
 from acetune.model.variant import kind_of
 from acetune.model.vae import load_vae
+from acetune.train.tasks import task_modules
 
 FOLDER = "auditions"
 INDEX_FILE = "index.jsonl"
@@ -129,7 +130,7 @@ def prepare_auditions(session) -> Auditioner | None:
         tracks = [_track(config, prompt, task, sources).with_trigger(trigger, position) for _, prompt, task in plans]
         text_encoder = load_text_encoder(bundle.text_encoder, dtype=dtype, device=device)
         # the encoder runs with the decoder's attention options (window convention, RoPE frequencies)
-        parts = ("encoder", *(("tokenizer", "detokenizer") if Task.COVER in sources else ()))
+        parts = ("encoder", *task_modules(sources))
         encoder_model = load_model(bundle.dit, components=parts, dtype=dtype, device=device,
                                    options=session.model.options).model
         states = [encode_track(encoder_model, text_encoder, track, session.silence_latent) for track in tracks]

@@ -59,14 +59,14 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from acetune.adapters import attach
-from acetune.config import AdapterKind, OptimizerKind, RunConfig
+from acetune.config import AdapterKind, OptimizerKind, PreprocessConfig, RunConfig
 from acetune.audio import LATENT_FRAMES_PER_SECOND
-from acetune.data.preprocess import DEFAULT_MAX_DURATION_S
 from acetune.errors import TrainingError
 from acetune.model.checkpoint import build_model
 from acetune.model.config import ModelConfig
 from acetune.model.masks import AttentionOptions
 from acetune.train.objective import DEFAULT_CFG_RATIO, Draws, velocity_loss
+from acetune.train.tasks import task_modules, trained_tasks
 
 OPTIMIZER_BYTES_PER_PARAM = {  # fp32 states per trainable parameter
     OptimizerKind.ADAMW: 8.0, OptimizerKind.ADAMW8BIT: 2.0, OptimizerKind.ADAFACTOR: 0.1, OptimizerKind.PRODIGY: 16.0,
@@ -78,7 +78,7 @@ _LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
 @dataclass(frozen=True)
 class MemoryEstimate:
-    weights: int  # frozen base (compute dtype) + trainable fp32 masters
+    weights: int  # frozen base (compute dtype) + trainable fp32 masters + the frozen parts its tasks load
     gradients: int
     optimizer: int
     activations: int  # everything else the step holds at its peak (see the module docstring)
@@ -268,6 +268,8 @@ def estimate_memory(run: RunConfig, model_config: ModelConfig, *, frames: int | 
     full = run.adapter.kind == AdapterKind.FULL
     weights = (base + trainable) * 4 if full else base * element + trainable * 4
     weights += model_config.condition_hidden_size * element  # the null condition embedding
+    frozen = task_modules(trained_tasks(run.objective))  # cover: the tokenizer and detokenizer, in the base's dtype
+    weights += sum(p.numel() for name in frozen for p in getattr(model, name).parameters()) * (4 if full else element)
     step = simulate_step(decoder, null_embedding, model_config, batch=run.data.batch_size, frames=frames,
                          condition=condition, dtype=dtype)
     gradients = trainable * 4
@@ -283,7 +285,7 @@ def estimate_memory(run: RunConfig, model_config: ModelConfig, *, frames: int | 
                           trainable_parameters=trainable)
 
 
-LONGEST_SONG_FRAMES = int(DEFAULT_MAX_DURATION_S * LATENT_FRAMES_PER_SECOND)  # 6000 (240 s)
+LONGEST_SONG_FRAMES = int(PreprocessConfig().max_duration_s * LATENT_FRAMES_PER_SECOND)  # 6000 (240 s)
 
 # A run fits when its estimate leaves a tenth of the device for the allocator's fragmentation and the
 # CUDA context (the one threshold `acetune estimate-memory`, the web app's Train page and the full fine-tune

@@ -14,7 +14,7 @@ import torch
 
 from acetune.adapters import AttachedAdapter, attach
 from acetune.audio import LATENT_FRAMES_PER_SECOND
-from acetune.config import AdapterKind, OptimizerKind, RunConfig, ScheduleConfig, SchedulerKind, Task
+from acetune.config import AdapterKind, OptimizerKind, RunConfig, ScheduleConfig, SchedulerKind
 from acetune.data.cache import CacheReader
 from acetune.data.fingerprint import Fingerprint, bundle_fingerprint, read_fingerprint, require_match
 from acetune.errors import ConfigError, TrainingError
@@ -35,7 +35,7 @@ from acetune.train.objective import Denoiser
 from acetune.train.sharding import shard_decoder, uses_fsdp
 from acetune.train.strategy import Replicated, Sharded
 from acetune.train.task_texts import TaskTexts, encode_task_texts
-from acetune.train.tasks import check_tasks, trained_tasks
+from acetune.train.tasks import check_tasks, task_modules, trained_tasks
 
 
 @dataclass(frozen=True)
@@ -194,8 +194,7 @@ def setup_model(config: RunConfig, dit_folder: Path, device: torch.device,
     options = AttentionOptions(window_convention=config.loop.window_convention, honor_padding=config.loop.honor_padding,
                                rope_dtype=config.loop.rope_dtype)
     base_dtype = compute_dtype if config.adapter.kind != AdapterKind.FULL else torch.float32
-    # cover hints come from the frozen tokenizer and detokenizer
-    covers = ("tokenizer", "detokenizer") if Task.COVER in trained_tasks(config.objective) else ()
+    covers = task_modules(trained_tasks(config.objective))  # cover hints come from the frozen tokenizer, detokenizer
     loaded = load_model(dit_folder, components=("decoder", "null_condition_emb", *covers), dtype=base_dtype,
                         device=device, options=options)
     if loaded.silence_latent is None:

@@ -12,6 +12,14 @@ the target:
   at the same positions; `is_covers` 0.
 - cover: `Generate audio semantic tokens based on the given conditions:`; source = the song, chunk
   mask all ones, `is_covers` 1, so the model replaces the source by its tokenize -> detokenize hints.
+  The hints are computed on the training crop, which is the sample's whole source here. The official
+  pipeline tokenizes the whole source song, and its tokenizer and detokenizer work inside 5-frame
+  windows only (an attention pooler per window, a detokenizer per token), so a crop's hints equal the
+  whole song's at those frames when the crop starts on the 5-frame grid, and otherwise are the same
+  music pooled with another phase: the official hints of that crop given as a source (its last
+  partial window filled with silence-latent frames, as upstream). Tokenizing the whole
+  song instead would need every song's full latents at every step for hints the crop never sees
+  (tests/train/test_tasks.py pins the grid equality).
 - extract / complete need stems (the target is a stem, or the full mix of a partial one): a cache
   without stems cannot train them, and says so.
 
@@ -47,6 +55,14 @@ def trained_tasks(config: ObjectiveConfig) -> tuple[Task, ...]:
     if config.task != Task.MIXED:
         return (config.task,)
     return tuple(task for task in MIXABLE if getattr(config.task_mix, task.value) > 0)
+
+
+COVER_MODULES = ("tokenizer", "detokenizer")  # the frozen model parts that turn a source song into cover hints
+
+
+def task_modules(tasks) -> tuple[str, ...]:
+    """The frozen model parts a run or a render must load for these tasks (cover: the tokenizer and detokenizer)."""
+    return COVER_MODULES if Task.COVER in tasks else ()
 
 
 def instruction(task: Task) -> str:

@@ -1,9 +1,10 @@
 """The Train page's form as data: which config fields it shows, how each is edited, and what the values mean.
 
-The advanced section is every field of the typed config (`config_fields()`) that the page does not
-show on top, grouped by section, with the schema's own help text, so a field added to the schema
-appears here without UI code (as `--set` reaches it on the command line). Values become `--set`
-style overrides on top of the chosen preset, and the child process trains on exactly that config.
+The advanced section is every training field of the typed config (`config_fields()` less the
+`preprocess` section) that the page does not show on top, grouped by section, with the schema's own
+help text, so a field added to the schema appears here without UI code (as `--set` reaches it on the
+command line). Values become `--set` style overrides on top of the chosen preset, and the child
+process trains on exactly that config.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ COMMON = ("data.cache", "data.checkpoint_dir", "save.output_dir", "adapter.kind"
           "optim.lr", "loop.epochs", "loop.max_steps", "data.batch_size", "optim.grad_accum", "data.crop_frames",
           "save.save_every", "audition.every_steps", "audition.prompts")
 PATH_FIELDS = ("data.cache", "data.checkpoint_dir", "save.output_dir")
+NOT_TRAINED = ("preprocess",)  # config sections training does not read (the Preprocess page makes the cache)
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def form_field(info: FieldInfo) -> FormField:
 
 def form_fields() -> list[FormField]:
     """Common fields first (in COMMON's order), then every other field in schema order."""
-    by_key = {info.key: form_field(info) for info in config_fields()}
+    by_key = {info.key: form_field(info) for info in config_fields() if info.key.split(".")[0] not in NOT_TRAINED}
     return [by_key[key] for key in COMMON] + [f for key, f in by_key.items() if key not in COMMON]
 
 

@@ -100,7 +100,8 @@ def test_generate_and_preprocess_refuse_a_seed_out_of_range(command, seed, songs
     argv = [str(songs) if a == "SONGS" else str(tmp_path / "out") if a == "OUT" else a for a in command]
     code = main([*argv, "--checkpoint-dir", str(tiny_bundle), "--seed", seed])
     err = capsys.readouterr().err
-    assert code == 2 and f"--seed {seed} must be in [0, 9223372036854775807]" in err and "Traceback" not in err
+    named = "--seed" if command[0] == "generate" else "preprocess.seed ="  # preprocess: its config field's key
+    assert code == 2 and f"{named} {seed} must be in [0, 9223372036854775807]" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
 
 

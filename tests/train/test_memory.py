@@ -110,3 +110,23 @@ def test_cli_preset_auto_is_chosen_for_the_memory_given(capsys):
     assert main(["estimate-memory", "--architecture", "small", "--preset", "auto", "--memory-gib", "16"]) == 0
     out = capsys.readouterr().out
     assert "preset auto -> vram_16gb (16 GiB of device memory)" in out and "fits" in out
+
+
+def test_a_run_that_trains_cover_counts_the_tokenizer_and_detokenizer_it_loads():
+    from acetune.config import ObjectiveConfig, Task, TaskMix
+
+    config = named_config("small")
+    parts = build_model(config, meta=True)
+    frozen = sum(p.numel() for name in ("tokenizer", "detokenizer") for p in getattr(parts, name).parameters())
+    assert frozen > 0
+
+    def weights(objective: ObjectiveConfig) -> int:
+        run = RunConfig(data=DataConfig(crop_frames=32), adapter=AdapterConfig(rank=8, alpha=16.0, dropout=0.0),
+                        objective=objective)
+        return estimate_memory(run, config, dtype=torch.bfloat16).weights
+
+    plain = weights(ObjectiveConfig())
+    assert weights(ObjectiveConfig(task=Task.COVER)) - plain == frozen * 2  # bf16, as the session loads them
+    assert weights(ObjectiveConfig(task=Task.MIXED)) - plain == frozen * 2  # the default mix includes cover
+    assert weights(ObjectiveConfig(task=Task.MIXED, task_mix=TaskMix(cover=0.0))) == plain
+    assert weights(ObjectiveConfig(task=Task.REPAINT)) == plain

@@ -90,6 +90,28 @@ def test_a_cover_sample_gets_the_official_semantic_hints(golden_model, golden_in
     assert torch.allclose(context[0], expected, atol=1e-5, rtol=1e-5)
 
 
+def test_cover_hints_of_a_crop_are_the_whole_songs_hints_there_when_it_starts_on_the_pool_grid(golden_model,
+                                                                                               golden_inputs):
+    """Training computes cover hints on the crop. The tokenizer and detokenizer work inside 5-frame windows
+    only, so on the pool grid those are the official hints of the whole source at the same frames; off the
+    grid, the same music pooled with another phase (what the official pipeline gives that crop as a source)."""
+    song, silence = golden_inputs["src_latents"][1], golden_inputs["silence_latent"]
+    mask_dtype = golden_inputs["attention_mask"].dtype
+
+    def hints(latents: torch.Tensor) -> torch.Tensor:
+        src, mask = task_source(latents, torch.zeros_like(latents), cover=True)
+        context = golden_model.context_latents(src[None], mask[None], torch.ones(1, dtype=torch.long), silence,
+                                               torch.ones(1, latents.shape[0], dtype=mask_dtype))
+        return context[0, :, :latents.shape[-1]]
+
+    whole = hints(song)
+    window = golden_model.config.pool_window_size
+    start, end = window, window * (song.shape[0] // window - 1)
+    assert end - start >= 2 * window
+    assert torch.allclose(hints(song[start:end]), whole[start:end], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(hints(song[start + 1:end]), whole[start + 1:end], atol=1e-3)
+
+
 def test_repaint_spans_stay_inside_the_sample():
     assert repaint_span(100, 0.0, 0.0) == (0, 10) and repaint_span(100, 1.0, 1.0) == (50, 100)
     assert repaint_span(1, 0.5, 0.9) == (0, 1)

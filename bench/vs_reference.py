@@ -43,6 +43,7 @@ from acetune.adapters import attach  # noqa: E402
 from acetune.config import AdapterConfig  # noqa: E402
 from acetune.model import AttentionOptions  # noqa: E402
 from acetune.model.acestep import AceStepModel, Condition  # noqa: E402
+from acetune.model.compiled import compile_layers  # noqa: E402
 from acetune.model.diffusers_config import component_configs  # noqa: E402
 from acetune.model.diffusers_keys import module_to_diffusers  # noqa: E402
 from acetune.model.initialization import init_weights  # noqa: E402
@@ -64,7 +65,8 @@ class Side:
     render: Callable[[], torch.Tensor]
 
 
-def build(side: str, frames: int, checkpointing: bool, device: torch.device, dtype: torch.dtype) -> Side:
+def build(side: str, frames: int, checkpointing: bool, device: torch.device, dtype: torch.dtype,
+          compiled: bool = False) -> Side:
     config = named_config("small")
     model = init_weights(AceStepModel(config, AttentionOptions(honor_padding=True)), seed=0)
     decoder = model.decoder
@@ -73,6 +75,8 @@ def build(side: str, frames: int, checkpointing: bool, device: torch.device, dty
     if side == "acetune":
         attach(decoder, AdapterConfig(rank=RANK, alpha=float(RANK), dropout=0.0), seed=0)
         decoder.set_gradient_checkpointing(1.0 if checkpointing else 0.0)
+        if compiled:
+            compile_layers(decoder)
         call = decoder
     else:
         decoder = _reference_transformer(model, targets)
@@ -142,24 +146,38 @@ def _inputs(config, frames: int, device: torch.device, dtype: torch.dtype):
 
 
 class TensorPeak(TorchDispatchMode):
-    """Peak bytes of live tensor storages created while active (views share their base's storage)."""
+    """Peak bytes of live tensor storages created while active (views share their base's storage).
+
+    A storage first met as an op's input (a weight, AdamW state, the inputs) existed before and is
+    never counted, even when a view of it (`weight.t()`) is an op's output.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.live: dict[int, tuple[StorageWeakRef, int]] = {}
+        self.existing: dict[int, StorageWeakRef] = {}
         self.current = self.peak = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        for tensor in tree_leaves((args, kwargs)):
+            if isinstance(tensor, torch.Tensor):
+                key = tensor.untyped_storage().data_ptr()
+                if key not in self.live and key not in self.existing:
+                    self.existing[key] = StorageWeakRef(tensor.untyped_storage())
         out = func(*args, **(kwargs or {}))
         for key, (ref, size) in list(self.live.items()):
             if ref.expired():
                 self.current -= size
                 del self.live[key]
+        for key, ref in list(self.existing.items()):
+            if ref.expired():
+                del self.existing[key]
         for tensor in tree_leaves(out):
             if isinstance(tensor, torch.Tensor) and tensor.device.type != "meta":
                 storage = tensor.untyped_storage()
-                if storage.data_ptr() not in self.live:
-                    self.live[storage.data_ptr()] = (StorageWeakRef(storage), storage.nbytes())
+                key = storage.data_ptr()
+                if key not in self.live and key not in self.existing:
+                    self.live[key] = (StorageWeakRef(storage), storage.nbytes())
                     self.current += storage.nbytes()
         self.peak = max(self.peak, self.current)
         return out
@@ -190,17 +208,24 @@ def current_rss_bytes() -> int:
         return int(statm.read().split()[1]) * resource.getpagesize()
 
 
-def rss_child(side: str, frames: int, checkpointing: bool) -> dict[str, int]:
+def reset_peak_rss() -> None:
+    """Restart VmHWM from the current RSS (Linux >= 4.0: writing 5 to clear_refs)."""
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+def rss_child(side: str, frames: int, checkpointing: bool, compiled: bool) -> dict[str, int]:
     """Run one side alone in a fresh interpreter; its peak RSS above its RSS once built."""
     command = [sys.executable, __file__, "--rss-side", side, "--frames", str(frames),
-               "--checkpointing", "on" if checkpointing else "off"]
+               "--checkpointing", "on" if checkpointing else "off", *(["--compile"] if compiled else [])]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def rss_side(side: str, frames: int, checkpointing: bool) -> None:
-    built = build(side, frames, checkpointing, torch.device("cpu"), torch.float32)
-    built.step()  # AdamW state exists from here on
+def rss_side(side: str, frames: int, checkpointing: bool, compiled: bool) -> None:
+    built = build(side, frames, checkpointing, torch.device("cpu"), torch.float32, compiled and side == "acetune")
+    built.step()  # AdamW state exists from here on (and compiled code)
+    reset_peak_rss()
     ready = current_rss_bytes()
     for _ in range(3):
         built.step()
@@ -212,35 +237,37 @@ def ratio_summary(ratios: list[float]) -> str:
 
 
 def compare(frames: int, checkpointing: bool, pairs: int, device: torch.device, dtype: torch.dtype,
-            rss: bool) -> dict[str, object]:
-    sides = {side: build(side, frames, checkpointing, device, dtype) for side in SIDES}
-    for side in SIDES:
-        sides[side].step()  # warm-up; creates AdamW state
+            rss: bool, compiled: bool) -> dict[str, object]:
+    sides = {side: build(side, frames, checkpointing, device, dtype, compiled and side == "acetune") for side in SIDES}
+    first = {side: timed(sides[side].step, device) for side in SIDES}  # warm-up (and compile); creates AdamW state
     times: dict[str, list[float]] = {side: [] for side in SIDES}
     for pair in range(pairs):
         order = SIDES if pair % 2 == 0 else SIDES[::-1]
         for side in order:
             times[side].append(timed(sides[side].step, device))
     peaks = {}
-    for side in SIDES:
+    for side in SIDES if not compiled else ():  # compiled kernels allocate below the dispatcher: RSS only
         with TensorPeak() as tracker:
             sides[side].step()
         peaks[side] = tracker.peak
     renders = {side: [] for side in SIDES}
+    for side in SIDES:
+        sides[side].render()  # warm-up (compiles the no-grad graph when compiled)
     for pair in range(max(1, pairs // 2)):
         for side in (SIDES if pair % 2 == 0 else SIDES[::-1]):
             renders[side].append(timed(sides[side].render, device))
     row: dict[str, object] = {
-        "frames": frames, "checkpointing": checkpointing,
+        "frames": frames, "checkpointing": checkpointing, "compiled": compiled,
+        "first_step_s": {s: round(v, 1) for s, v in first.items()},
         "step_ms": {s: 1000 * statistics.median(v) for s, v in times.items()},
         "step_ratio": ratio_summary([a / b for a, b in zip(times["acetune"], times["reference"])]),
         "tensor_peak_mib": {s: v / 2**20 for s, v in peaks.items()},
-        "tensor_peak_ratio": f"{peaks['acetune'] / peaks['reference']:.2f}x",
+        "tensor_peak_ratio": f"{peaks['acetune'] / peaks['reference']:.2f}x" if peaks else None,
         "render_ms": {s: 1000 * statistics.median(v) for s, v in renders.items()},
         "render_ratio": ratio_summary([a / b for a, b in zip(renders["acetune"], renders["reference"])]),
     }
     if rss and device.type == "cpu":
-        above = {side: rss_child(side, frames, checkpointing) for side in SIDES}
+        above = {side: rss_child(side, frames, checkpointing, compiled) for side in SIDES}
         row["rss_above_ready_mib"] = {s: (v["peak"] - v["ready"]) / 2**20 for s, v in above.items()}
         row["rss_peak_mib"] = {s: v["peak"] / 2**20 for s, v in above.items()}
         row["rss_ratio"] = f"{(above['acetune']['peak'] - above['acetune']['ready']) / max(1, above['reference']['peak'] - above['reference']['ready']):.2f}x"
@@ -255,17 +282,18 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="fp32")
     parser.add_argument("--no-rss", action="store_true", help="skip the child-process RSS measurement")
+    parser.add_argument("--compile", action="store_true", help="acetune's layers compiled (loop.compile = true)")
     parser.add_argument("--rss-side", choices=SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_side:
-        rss_side(args.rss_side, args.frames[0], args.checkpointing[0] == "on")
+        rss_side(args.rss_side, args.frames[0], args.checkpointing[0] == "on", args.compile)
         return
     device, dtype = torch.device(args.device), parse_dtype(args.dtype)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device} {args.dtype}, "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
     for frames in args.frames:
         for mode in args.checkpointing:
-            row = compare(frames, mode == "on", args.pairs, device, dtype, not args.no_rss)
+            row = compare(frames, mode == "on", args.pairs, device, dtype, not args.no_rss, args.compile)
             print(json.dumps(row), flush=True)
 
 

@@ -9,7 +9,7 @@ intermediates in a hand-written backward. Measured with bench/vs_reference.py (t
 Gradient formulas (x̂ = x * r, r = rsqrt(mean(x²) + eps), y = w * x̂):
   dx = r * (dx̂ - x̂ * mean(dx̂ * x̂)),  dx̂ = dy * w,  dw = Σ dy * x̂.
 Rotary: y = n * cos + rot(n) * sin with rot(a, b) = (-b, a), so dn = dy * cos + rot^T(dy * sin),
-rot^T(g1, g2) = (g2, -g1). SwiGLU: y = silu(g) * u, silu'(g) = s * (1 + g * (1 - s)), s = sigmoid(g).
+rot^T(g1, g2) = (g2, -g1). SwiGLU: y = silu(g) * u, dg = silu'(g) * dy * u (aten's silu_backward), du = dy * silu(g).
 """
 
 from __future__ import annotations
@@ -120,10 +120,10 @@ class _SwiGLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         gate, up = ctx.saved_tensors
-        sigmoid = torch.sigmoid(gate)
-        silu = gate * sigmoid
-        d_gate = grad * up * (sigmoid * (1 + gate * (1 - sigmoid))) if ctx.needs_input_grad[0] else None
-        return d_gate, grad * silu if ctx.needs_input_grad[1] else None
+        d_up = grad * F.silu(gate) if ctx.needs_input_grad[1] else None
+        # aten's fused silu backward: one pass, no gate-sized temporaries beside its output
+        d_gate = torch.ops.aten.silu_backward(grad * up, gate) if ctx.needs_input_grad[0] else None
+        return d_gate, d_up
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:

@@ -57,3 +57,16 @@ def test_a_device_that_cannot_hold_data_is_refused_by_name(name):
 
 def test_cpu_with_an_index_is_the_cpu():
     assert str(resolve_device("cpu:0")) == "cpu"
+
+
+def test_bf16_on_the_cpu_is_allowed_only_with_bf16_units(monkeypatch):
+    from acetune.model import devices
+
+    monkeypatch.setattr(devices, "cpu_has_bf16_units", lambda: True)
+    assert resolve_precision(Precision.BF16, torch.device("cpu")) == torch.bfloat16
+    monkeypatch.setattr(devices, "cpu_has_bf16_units", lambda: False)
+    with pytest.raises(ConfigError, match="no bf16 matrix units") as caught:
+        resolve_precision(Precision.BF16, torch.device("cpu"))
+    assert "fp32" in caught.value.fix
+    with pytest.raises(ConfigError, match="fp16 on the CPU"):
+        resolve_precision(Precision.FP16, torch.device("cpu"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,18 @@ class _Transpose(nn.Module):
         return x.transpose(1, 2)
 
 
+@dataclass
+class ConditionCache:
+    """A render's condition side: the embedded condition and each layer's cross-attention keys/values.
+
+    They depend on the condition only, so a sampler computes them at its first step and reuses them
+    at every other (as the official loop does). One per render; only read without gradients.
+    """
+
+    context: torch.Tensor | None = None
+    keys_values: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+
 class DiTLayer(nn.Module):
     """AdaLN-modulated self-attention, plain cross-attention, modulated SwiGLU."""
 
@@ -66,7 +79,7 @@ class DiTLayer(nn.Module):
         self,
         h: torch.Tensor,  # [B, P, D]
         proj: torch.Tensor,  # [B, 6, D]
-        context: torch.Tensor,  # [B, S, D]
+        context: torch.Tensor | tuple[torch.Tensor, torch.Tensor],  # [B, S, D], or its cross keys_values
         rope: tuple[torch.Tensor, torch.Tensor],
         self_mask: torch.Tensor | None,
         cross_mask: torch.Tensor | None,
@@ -134,6 +147,7 @@ class DiTModel(nn.Module):
         context_latents: torch.Tensor,  # [B, T, 2C]
         attention_mask: torch.Tensor | None = None,  # [B, T] frames; used only with honor_padding
         encoder_attention_mask: torch.Tensor | None = None,  # [B, S]; used only with honor_padding
+        condition_cache: ConditionCache | None = None,  # reused across a render's steps (no-grad calls only)
     ) -> torch.Tensor:
         temb_t, proj_t = self.time_embed(timestep)
         temb_r, proj_r = self.time_embed_r(timestep - timestep_r)
@@ -148,13 +162,24 @@ class DiTModel(nn.Module):
         if pad:
             x = F.pad(x, (0, 0, 0, pad))
         h = self.proj_in(x.to(self.proj_in[1].weight.dtype))  # [B, P, D]
-        context = self.condition_embedder(encoder_hidden_states.to(h.dtype))
+        cache = condition_cache if not torch.is_grad_enabled() else None
+        if cache is None or cache.context is None:
+            context = self.condition_embedder(encoder_hidden_states.to(h.dtype))
+            if cache is not None:
+                cache.context = context
+        else:
+            context = cache.context
 
         self_masks, cross_mask = self._masks(h, context, attention_mask, encoder_attention_mask)
         rope = self.rotary_emb(h.shape[1], h.device, h.dtype)
         for index, layer in enumerate(self.layers):
             kind = self.config.layer_types[index]
-            args = (h, proj, context, rope, self_masks[kind], cross_mask)
+            cross = context
+            if cache is not None:
+                if index not in cache.keys_values:
+                    cache.keys_values[index] = layer.cross_attn.keys_values(context)
+                cross = cache.keys_values[index]
+            args = (h, proj, cross, rope, self_masks[kind], cross_mask)
             if index in self._checkpointed and torch.is_grad_enabled():
                 h = checkpoint(layer, *args, use_reentrant=False)
             else:

@@ -86,19 +86,19 @@ class Attention(nn.Module):
         *,
         mask: torch.Tensor | BandedMask | None = None,  # additive [B|1, 1, L, S], or a sliding band
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
-        context: torch.Tensor | None = None,  # [B, S, D] for cross-attention
+        context: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,  # [B, S, D], or its keys_values
     ) -> torch.Tensor:
         batch, length, _ = x.shape
-        source = x if context is None else context
         q = self.q_proj(x).view(batch, length, self.num_heads, self.head_dim)
-        k = self.k_proj(source).view(batch, source.shape[1], self.num_kv_heads, self.head_dim)
         if rope is None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        else:  # q_norm then rotary, as one function that saves only its input
+            q = self.q_norm(q)
+            k, v = context if isinstance(context, tuple) else self.keys_values(x if context is None else context)
+        else:  # q/k norm then rotary, as one function that saves only its input
             q = norm_rope(q, self.q_norm.weight, self.q_norm.eps, *rope)
-            k = norm_rope(k, self.k_norm.weight, self.k_norm.eps, *rope)
-        v = self.v_proj(source).view(batch, source.shape[1], self.num_kv_heads, self.head_dim)
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+            k = self.k_proj(x).view(batch, length, self.num_kv_heads, self.head_dim)
+            k = norm_rope(k, self.k_norm.weight, self.k_norm.eps, *rope).transpose(1, 2)
+            v = self.v_proj(x).view(batch, length, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        q = q.transpose(1, 2)
         dropout = self.dropout if self.training else 0.0
         if mask is None:
             # No mask lets CUDA pick the flash kernel, which handles GQA natively.
@@ -108,6 +108,16 @@ class Attention(nn.Module):
         else:
             out = masked_sdpa(q, k, v, mask, dropout)
         return self.o_proj(out.transpose(1, 2).reshape(batch, length, -1))
+
+    def keys_values(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normed keys and values of `source` [B, S, D] as [B, Hkv, S, hd] (no rotary: cross-attention's).
+
+        A render reuses them across sampler steps: they depend on the condition only.
+        """
+        batch, length, _ = source.shape
+        k = self.k_norm(self.k_proj(source).view(batch, length, self.num_kv_heads, self.head_dim))
+        v = self.v_proj(source).view(batch, length, self.num_kv_heads, self.head_dim)
+        return k.transpose(1, 2), v.transpose(1, 2)
 
 
 class MLP(nn.Module):

@@ -16,6 +16,7 @@ import torch
 
 from acetune.errors import ConfigError
 from acetune.model.acestep import AceStepModel, Condition
+from acetune.model.dit import ConditionCache
 from acetune.model.guidance import MomentumBuffer, adg, apg
 from acetune.model.variant import KINDS
 
@@ -259,13 +260,15 @@ class _DecoderCall:
             states = torch.cat([states, null])
             mask, context, frame_mask = (torch.cat([m, m]) for m in (mask, context, frame_mask))
         self.states, self.mask, self.context, self.frame_mask = states, mask, context, frame_mask
+        self.condition_cache = ConditionCache()  # the condition side, computed at the first step
 
     def velocity(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """v(x, t) [B, T, C] (or [2B, T, C] with CFG: cond first, then null), float32."""
         x_in = torch.cat([x, x]) if self.cfg else x
         timestep = t.expand(x_in.shape[0])
         v = self.decoder(x_in.to(self.dtype), timestep, timestep, self.states, self.context,
-                         attention_mask=self.frame_mask, encoder_attention_mask=self.mask)
+                         attention_mask=self.frame_mask, encoder_attention_mask=self.mask,
+                         condition_cache=self.condition_cache)
         return v.float()
 
 

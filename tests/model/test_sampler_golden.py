@@ -207,3 +207,28 @@ def test_turbo_rejects_guidance_and_says_why():
         SamplerSettings.for_variant("turbo", guidance=7.0)
     with pytest.raises(ConfigError, match="kind"):
         SamplerSettings.for_variant("medium")
+
+
+def test_a_render_computes_the_condition_side_once_and_renders_the_same(golden_model, sampler_golden, condition,
+                                                                        monkeypatch):
+    """Cross-attention keys/values are computed at the first step only, and the result is what fresh
+    keys/values at every step give, bit for bit."""
+    from acetune.model.layers import Attention
+
+    name = "turbo_shift3"
+    noise, settings = sampler_golden[f"{name}.noise"], settings_for(RUNS[name])
+    calls: list[int] = []
+    plain = Attention.keys_values
+
+    def counted(self, source):
+        calls.append(1)
+        return plain(self, source)
+
+    monkeypatch.setattr(Attention, "keys_values", counted)
+    cached = sample(golden_model, noise, condition, settings)
+    assert len(calls) == len(golden_model.decoder.layers)  # once per layer for all 8 steps
+    calls.clear()
+    monkeypatch.setattr("acetune.model.sampling.ConditionCache", lambda: None)  # no cache: fresh every step
+    fresh = sample(golden_model, noise, condition, settings)
+    assert len(calls) == 8 * len(golden_model.decoder.layers)
+    assert torch.equal(cached, fresh)

@@ -64,6 +64,11 @@ def stop_every_job(queue) -> None:
     assert not left, f"jobs still running after the test stopped them: {[job.command_line() for job in left]}"
 
 
+@pytest.fixture()
+def port() -> int:
+    return free_port()
+
+
 @contextmanager
 def serving(root: Path):
     """(url, context): the app over `root` on a free port, closed at the end (its jobs are left going, as the app

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-_COUNTER = re.compile(r"^\[(\d+)/(\d+)\] (.*)$")
+_COUNTER = re.compile(r"^\[(\d+)/(\d+)\] (.*)$")  # the CLI's plain progress line: "[3/6] song.wav"
 WAITING, DONE, SKIPPED = "waiting", "done", "skipped"
 
 
@@ -51,6 +51,16 @@ def song_rows(songs: list[tuple[str, str]], folder: Path, stdout: str, *, passes
         else:
             rows.append(SongRow(name, WAITING))
     return rows
+
+
+def overall_html(stdout: str) -> str:
+    """A bar for the latest `[done/total] item` line, and the item it names."""
+    matches = [m for m in map(_COUNTER.match, stdout.splitlines()) if m]
+    if not matches:
+        return ""
+    done, total, item = int(matches[-1][1]), int(matches[-1][2]), matches[-1][3]
+    return (f'<progress max="{total}" value="{done}" style="width:100%"></progress>'
+            f"<div>{done}/{total}: {html.escape(item)}</div>")
 
 
 def rows_html(rows: list[SongRow]) -> str:

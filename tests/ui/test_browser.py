@@ -49,7 +49,7 @@ def expect_note(page, field: str, pattern: str) -> None:
     """The error note right under a field: shown, with the CLI's text, and placed just below the field."""
     note = page.locator(f"#{field}-error")
     expect(note).to_be_visible(timeout=30_000)
-    expect(note).to_contain_text(re.compile(pattern, re.DOTALL))
+    expect(note.locator(".field-error")).to_have_text(re.compile(pattern, re.DOTALL))
     below = page.locator(f"#{field}").bounding_box()
     box = note.bounding_box()
     assert 0 <= box["y"] - (below["y"] + below["height"]) < 40, (field, below, box)

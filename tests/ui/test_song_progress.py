@@ -8,7 +8,7 @@ from rich.console import Console
 
 from acetune.cli.progress import render
 from acetune.events import Finished, Progressed, Skipped, Started
-from acetune.ui.song_progress import rows_html, song_rows
+from acetune.ui.song_progress import overall_html, rows_html, song_rows
 
 FOLDER = Path("/songs")
 SONGS = [("a.wav", ""), ("sub/b.wav", ""), ("c.wav", ""), ("d.wav", ""), ("e.mp3", "skipped: not valid JSON")]
@@ -30,6 +30,8 @@ def test_rows_follow_the_commands_events_song_by_song():
     assert (rows["sub/b.wav"].status, rows["sub/b.wav"].reason) == ("skipped", "cannot decode: bad header")
     assert rows["c.wav"].status == rows["d.wav"].status == "waiting"
     assert (rows["e.mp3"].status, rows["e.mp3"].reason) == ("skipped", "skipped: not valid JSON")  # the scan's
+    assert overall_html(stdout).startswith('<progress max="3" value="2"') and "2/3: sub/b.wav" in overall_html(stdout)
+    assert overall_html(printed(Started("preprocess", 3))) == ""  # nothing done yet
     html = rows_html(list(rows.values()))
     assert html.count("<tr class=") == 5 and "cannot decode: bad header" in html
 

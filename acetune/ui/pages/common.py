@@ -1,9 +1,8 @@
-"""What the pages share: error text in place of a result (and beside its field), job progress from a command's output."""
+"""What the pages share: error text in place of a result and beside its field, the tail of a command's output."""
 
 from __future__ import annotations
 
 import functools
-import re
 from typing import Any, Callable
 
 import gradio as gr
@@ -11,8 +10,6 @@ import gradio as gr
 from acetune.errors import AcetuneError
 from acetune.ui.field_errors import concerned_fields, note_html
 from acetune.ui.outcome import error_text
-
-_COUNTER = re.compile(r"^\[(\d+)/(\d+)\] (.*)$")  # the CLI's plain progress line: "[3/6] song.wav"
 
 
 class FieldNotes:
@@ -62,20 +59,6 @@ def guarded(outputs: int, notes: FieldNotes | None = None) -> Callable:
         return wrapper
 
     return decorate
-
-
-def progress_html(stdout: str) -> str:
-    """A bar for the latest `[done/total] item` line a command printed, and the items done so far."""
-    matches = [m for m in map(_COUNTER.match, stdout.splitlines()) if m]
-    if not matches:
-        return ""
-    done, total, item = int(matches[-1][1]), int(matches[-1][2]), matches[-1][3]
-    return (f'<progress max="{total}" value="{done}" style="width:100%"></progress>'
-            f"<div>{done}/{total}: {_escape(item)}</div>")
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def tail(text: str, lines: int = 40) -> str:

@@ -9,8 +9,8 @@ from pathlib import Path
 from acetune.ui import songs as song_list
 from acetune.ui.commands import preprocess_args
 from acetune.ui.context import UiContext
-from acetune.ui.pages.common import FieldNotes, guarded, progress_html, tail
-from acetune.ui.song_progress import rows_html, song_rows
+from acetune.ui.pages.common import FieldNotes, guarded, tail
+from acetune.ui.song_progress import overall_html, rows_html, song_rows
 
 
 def build(ctx: UiContext, shared: dict) -> None:
@@ -80,4 +80,4 @@ def _progress(ctx: UiContext, work, started: dict) -> str:
     stdout = ctx.queue.log(work)
     rows = song_rows([tuple(pair) for pair in started["songs"]], Path(started["folder"]), stdout,
                      passes=started["passes"], ended=not work.active, ok=work.exit_code in (0, 3))
-    return progress_html(stdout) + rows_html(rows)
+    return overall_html(stdout) + rows_html(rows)

@@ -129,7 +129,7 @@ def test_whole_path_in_the_browser(served, browser, tmp_path):
     expect(rows).to_have_count(6)
     expect(page.locator("#pre-songs-table tbody td:nth-child(2)")).to_have_text(["done"] * 6)
     expect(rows.first).to_contain_text("city_funk.wav")
-    shoot(page, "preprocess", shots)
+    shoot(page, "preprocess", shots, at="#pre-start")  # the button, the status, a row per song, the report
     assert (root / "cache" / "index.json").is_file() or any((root / "cache").iterdir())
 
     # Train: common options on the page, two from the generated advanced section; the cache came over

@@ -69,6 +69,6 @@ def rows_html(rows: list[SongRow]) -> str:
         f'<tr class="song-{"skipped" if r.status == SKIPPED else "row"}"><td style="word-break:break-all">'
         f"{html.escape(r.song)}</td><td>{html.escape(r.status)}"
         f"{': ' + html.escape(r.reason) if r.reason else ''}</td>"
-        f'<td><progress max="1" value="{r.fraction:g}" style="width:5em"></progress></td></tr>' for r in rows)
+        f'<td><progress max="1" value="{r.fraction:g}" style="width:100%"></progress></td></tr>' for r in rows)
     return ('<table id="pre-songs-table" style="width:100%;table-layout:fixed"><thead><tr><th>song</th>'
-            f"<th>status</th><th style=\"width:6em\">progress</th></tr></thead><tbody>{body}</tbody></table>")
+            f"<th>status</th><th style=\"width:25%\">progress</th></tr></thead><tbody>{body}</tbody></table>")

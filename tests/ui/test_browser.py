@@ -196,7 +196,7 @@ def test_whole_path_in_the_browser(served, browser, tmp_path):
     # Adapters: the run's checkpoints with metadata; export for ComfyUI
     page.click("#tab-adapters-button")
     page.click("#adapters-find")
-    expect(page.locator("#adapters-table")).to_contain_text(adapter.name)
+    expect(page.locator("#adapters-table")).to_contain_text(adapter.name, timeout=60_000)  # a scan of the root
     pick(page, "adapters-pick", str(adapter))
     page.click("#adapters-comfyui")
     expect_value(page, "adapters-output", r"export-comfyui: done.*wrote ")

@@ -166,7 +166,7 @@ def _build_labelling(notes: FieldNotes, checkpoints: str = "") -> _Labelling:
     with gr.Accordion("Label with the 5 Hz LM / Whisper (`acetune dataset label`)", open=False,
                       elem_id="songs-label"):
         folder = gr.Textbox(checkpoints, label="Checkpoints folder", elem_id="label-checkpoints",
-                            info="holds `acestep-5Hz-lm-*/` (and `whisper-*/` for Whisper) beside the DiT")
+                            info="holds the acestep-5Hz-lm-… folders (and whisper-… for Whisper) beside the DiT")
         notes.under("label-checkpoints")
         labellers = gr.CheckboxGroup(list(LABELLERS), value=["lm"], label="Labellers", elem_id="label-with",
                                      info="lm: the 5 Hz LM describes each song (caption, genre, bpm, key, …); "

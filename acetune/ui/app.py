@@ -14,6 +14,8 @@ PAGES = (("Songs", songs_page), ("Preprocess", preprocess_page), ("Train", train
 CSS = """
 .gradio-container { max-width: 100% !important; }
 .gradio-container .table-wrap { max-width: 100%; overflow-x: auto; }
+.field-error { color: var(--error-text-color, #b91c1c); white-space: pre-wrap; overflow-wrap: anywhere;
+  font-size: var(--text-sm); padding: 2px 8px; }
 @media (max-width: 640px) { .gradio-container { padding: 4px !important; } }
 """
 

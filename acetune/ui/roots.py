@@ -18,7 +18,14 @@ STATE_FOLDER = ".acetune-ui"
 
 
 class OutsideRootsError(AcetuneError):
-    """A path a page named lies outside the folders the app was started with (`--root`)."""
+    """A path a page named lies outside the folders the app was started with (`--root`), is missing or empty.
+
+    `field` names the page's field the path came from, so the page shows the error beside it."""
+
+    def __init__(self, what: str, *, path: Path | str | None = None, fix: str | None = None,
+                 field: str | None = None):
+        super().__init__(what, path=path, fix=fix)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -53,11 +60,13 @@ class Roots:
                                fix="pass the folder that holds the ACE-Step checkpoints (vae/, the DiT, ...)")
         return cls.of([*(roots or [Path.cwd()]), *([] if checkpoint_dir is None else [checkpoint_dir])])
 
-    def check(self, path: Path | str, *, must_exist: bool = False) -> Path:
-        """`path` resolved (relative paths are taken from the first root); outside every root it is refused."""
+    def check(self, path: Path | str, *, must_exist: bool = False, field: str | None = None) -> Path:
+        """`path` resolved (relative paths are taken from the first root); outside every root it is refused.
+
+        `field`: the page's field that holds the path, named by the error (see `acetune.ui.field_errors`)."""
         text = os.fspath(path).strip()
         if not text:
-            raise OutsideRootsError("no path given", fix="type a folder inside " + self.shown())
+            raise OutsideRootsError("no path given", fix="type a folder inside " + self.shown(), field=field)
         candidate = Path(text).expanduser()
         if not candidate.is_absolute():
             candidate = self.folders[0] / candidate
@@ -65,9 +74,9 @@ class Roots:
         if not any(resolved.is_relative_to(root) for root in self.folders):
             raise OutsideRootsError("is outside the folders this app may use", path=text,
                                     fix=f"choose a path inside {self.shown()}, or restart `acetune ui` with "
-                                        "--root for that folder")
+                                        "--root for that folder", field=field)
         if must_exist and not resolved.exists():
-            raise OutsideRootsError("does not exist", path=text, fix="check the path")
+            raise OutsideRootsError("does not exist", path=text, fix="check the path", field=field)
         return resolved
 
     def shown(self) -> str:

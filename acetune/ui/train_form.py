@@ -14,7 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from acetune.config import RunConfig, list_presets, resolve_config, write_config
+from acetune.config import RunConfig, list_presets, preset_for_adapter, resolve_config, write_config
 from acetune.config.fields import FieldInfo, config_fields
 from acetune.config.files import toml_value
 
@@ -91,6 +91,26 @@ def preset_values(preset: str, fields: list[FormField]) -> list[Any]:
     """The values a preset gives every field, as the controls hold them."""
     config = resolve_config(preset=preset)
     return [f.shown(_value(config, f.key)) for f in fields]
+
+
+def preset_keys(preset: str) -> set[str]:
+    """The field keys a preset sets (presets are sparse: they list only what they change)."""
+    def walk(table: dict, prefix: str) -> list[str]:
+        return [key for name, value in table.items()
+                for key in (walk(value, f"{prefix}{name}.") if isinstance(value, dict) else [prefix + name])]
+
+    return set(walk(preset_for_adapter(preset, RunConfig().adapter.kind), ""))
+
+
+def switched_values(old: str, new: str, fields: list[FormField], values: list[Any]) -> dict[str, Any]:
+    """What choosing preset `new` (in place of `old`) changes on the form: key -> its new value.
+
+    A preset sets only what it declares; a field it does not declare follows it only when it still
+    holds what `old` gave it, so a value the user typed (a checkpoints folder, say) stays."""
+    declared = preset_keys(new)
+    before, after = preset_values(old, fields), preset_values(new, fields)
+    return {f.key: want for f, value, was, want in zip(fields, values, before, after)
+            if value != want and (f.key in declared or value == was)}
 
 
 def build_config(preset: str, fields: list[FormField], values: list[Any]) -> RunConfig:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,11 +25,27 @@ STOP_S = 180  # a stopped training run saves a checkpoint first (a busy 2-core m
 
 
 def group_alive(pgid: int) -> bool:
-    """Whether any process of a job's session is left (each job is the leader of its own process group)."""
+    """Whether any process of a job's session is left (each job is the leader of its own process group). A leader
+    this process started and that has ended is reaped first: a test that restarts the app in one process adopts
+    jobs the earlier app started, and an ended child nobody reaped would still count."""
+    try:
+        os.waitpid(pgid, os.WNOHANG)
+    except ChildProcessError:
+        pass  # not ours, or reaped already
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
+    return True
+
+
+def group_ends(pgid: int, timeout_s: float = 10.0) -> bool:
+    """Whether the group is gone within the timeout (the wrapper writes the exit code, then exits)."""
+    deadline = time.monotonic() + timeout_s
+    while group_alive(pgid):
+        if time.monotonic() > deadline:
+            return False
+        threading.Event().wait(0.05)
     return True
 
 
@@ -39,7 +58,7 @@ def stop_every_job(queue) -> None:
     started = [job for job in queue.listing() if job.pid]
     for job in started:
         queue.wait(job.id, STOP_S)
-    left = [job for job in started if group_alive(job.pid)]
+    left = [job for job in started if not group_ends(job.pid)]
     for job in left:
         os.killpg(job.pid, signal.SIGKILL)
     assert not left, f"jobs still running after the test stopped them: {[job.command_line() for job in left]}"
@@ -50,26 +69,36 @@ def port() -> int:
     return free_port()
 
 
-@pytest.fixture()
-def served(tmp_path):
-    """(url, context, root): the app over `tmp_path/root`, closed after the test."""
+@contextmanager
+def serving(root: Path):
+    """(url, context): the app over `root` on a free port, closed at the end (its jobs are left going, as the app
+    leaves them)."""
     from acetune.ui import Roots
     from acetune.ui.app import launch
     from acetune.ui.context import UiContext
 
-    root = tmp_path / "root"
-    root.mkdir()
     ctx = UiContext.open(Roots.of([root]))
     port = free_port()
-    app = launch(ctx, host="127.0.0.1", port=port, auth=None, block=False)
     try:
-        yield f"http://127.0.0.1:{port}/", ctx, root
-    finally:
-        app.close()
+        app = launch(ctx, host="127.0.0.1", port=port, auth=None, block=False)
         try:
-            stop_every_job(ctx.queue)
+            yield f"http://127.0.0.1:{port}/", ctx
         finally:
-            ctx.queue.close()
+            app.close()
+    finally:
+        ctx.queue.close()
+
+
+@pytest.fixture()
+def served(tmp_path):
+    """(url, context, root): the app over `tmp_path/root`, closed after the test, and every job it started stopped."""
+    root = tmp_path / "root"
+    root.mkdir()
+    with serving(root) as (url, ctx):
+        try:
+            yield url, ctx, root
+        finally:
+            stop_every_job(ctx.queue)
 
 
 @pytest.fixture()

@@ -1,9 +1,10 @@
 """`acetune ui` end to end in a real browser, on tiny checkpoints and synthesized songs.
 
 One staged path, as a user walks it: build the demo files, load the songs and edit a caption (the
-sidecar on disk changes, other keys kept), preprocess, train until the loss plot has points and an
-audition plays, stop, resume, stop, generate and play, export for ComfyUI; a folder outside the root
-is refused on the page, and no main page scrolls sideways on a phone. Each page is photographed
+sidecar on disk changes, other keys kept), preprocess (a row per song), train until the loss plot
+has points and an audition plays, stop, resume, stop, generate and play, export for ComfyUI; a
+folder outside the root and an impossible config value are refused beside their fields, a preset
+keeps the folders typed, and no main page scrolls sideways on a phone. Each page is photographed
 (into $ACETUNE_UI_SCREENSHOTS when set, e.g. docs/, else the test's folder).
 """
 
@@ -35,9 +36,23 @@ def value(page, elem_id: str) -> str:
     return page.locator(f"#{elem_id} textarea, #{elem_id} input").first.input_value()
 
 
-def shoot(page, name: str, folder: Path) -> None:
-    page.evaluate("window.scrollTo(0, 0)")
+def shoot(page, name: str, folder: Path, at: str | None = None) -> None:
+    """The page from its top, or from the element `at` (scrolled to the top of the window)."""
+    if at is None:
+        page.evaluate("window.scrollTo(0, 0)")
+    else:
+        page.locator(at).evaluate("e => window.scrollTo(0, e.getBoundingClientRect().top + window.scrollY - 8)")
     page.screenshot(path=str(folder / f"webapp-{name}.png"), full_page=False)
+
+
+def expect_note(page, field: str, pattern: str) -> None:
+    """The error note right under a field: shown, with the CLI's text, and placed just below the field."""
+    note = page.locator(f"#{field}-error")
+    expect(note).to_be_visible(timeout=30_000)
+    expect(note.locator(".field-error")).to_have_text(re.compile(pattern, re.DOTALL))
+    below = page.locator(f"#{field}").bounding_box()
+    box = note.bounding_box()
+    assert 0 <= box["y"] - (below["y"] + below["height"]) < 40, (field, below, box)
 
 
 def expect_value(page, elem_id: str, pattern: str, timeout: int = JOB_S) -> None:
@@ -69,8 +84,10 @@ def test_whole_path_in_the_browser(served, browser, tmp_path):
     fill(page, "songs-folder", "/etc")
     page.click("#songs-load")
     expect_value(page, "songs-status", r"^error: /etc: is outside the folders .*fix: ", 30_000)
+    expect_note(page, "songs-folder", r"^error: /etc: is outside the folders .*fix: ")
     page.click("#build-demo")
     expect_value(page, "songs-status", r"^6 file\(s\)", 120_000)
+    expect(page.locator("#songs-folder-error")).to_be_hidden()  # the next load that worked took it away
     # auto-labelling: the demo's checkpoints came over; no labeller ticked is refused on the page (a real run
     # of the tiny LM costs a minute here: its command line is tested in test_commands.py)
     page.get_by_text("Label with the 5 Hz LM / Whisper").click()
@@ -78,6 +95,7 @@ def test_whole_path_in_the_browser(served, browser, tmp_path):
     page.locator("#label-with").get_by_text("lm", exact=True).click()
     page.click("#label-start")
     expect_value(page, "label-output", r"^error: no labeller chosen.*fix: tick at least one of lm, whisper", 30_000)
+    shoot(page, "songs-label", shots, at="#songs-label")
     songs = root / "acetune-demo" / "songs"
     sidecar = songs / "sunrise_pop.json"
     sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "mood": "sunny"}))  # a key acetune does not know
@@ -98,17 +116,36 @@ def test_whole_path_in_the_browser(served, browser, tmp_path):
     page.click("#tab-preprocess-button")
     checkpoints = root / "acetune-demo" / "checkpoints"
     fill(page, "pre-checkpoints", str(checkpoints))
-    fill(page, "pre-cache", "cache")
+    fill(page, "pre-cache", "/etc/cache")
     expect_value(page, "pre-songs", str(songs))
+    page.click("#pre-start")
+    expect_note(page, "pre-cache", r"^error: /etc/cache: is outside the folders .*fix: ")
+    fill(page, "pre-cache", "cache")
     page.click("#pre-start")
     expect_value(page, "pre-status", r"preprocess: done\n.*validate: done")
     expect_value(page, "pre-report", r"6 samples")
-    shoot(page, "preprocess", shots)
+    expect(page.locator("#pre-cache-error")).to_be_hidden()
+    rows = page.locator("#pre-songs-table tbody tr")  # a row per song, each done
+    expect(rows).to_have_count(6)
+    expect(page.locator("#pre-songs-table tbody td:nth-child(2)")).to_have_text(["done"] * 6)
+    expect(rows.first).to_contain_text("city_funk.wav")
+    shoot(page, "preprocess", shots, at="#pre-start")  # the button, the status, a row per song, the report
     assert (root / "cache" / "index.json").is_file() or any((root / "cache").iterdir())
 
     # Train: common options on the page, two from the generated advanced section; the cache came over
     page.click("#tab-train-button")
     expect_value(page, "cfg-data-cache", "^cache$")
+    expect_value(page, "cfg-data-checkpoint_dir", f"^{re.escape(str(checkpoints))}$")
+    pick(page, "train-preset", "high_quality")  # a preset sets what it declares, and keeps the folders typed
+    expect_value(page, "cfg-adapter-rank", "^128$", 30_000)
+    expect_value(page, "cfg-data-checkpoint_dir", f"^{re.escape(str(checkpoints))}$")
+    pick(page, "train-preset", "quick_test")
+    expect_value(page, "cfg-adapter-rank", "^16$", 30_000)
+    expect_value(page, "cfg-data-cache", "^cache$")
+    fill(page, "cfg-data-batch_size", "0")  # impossible: the error shows under the field
+    expect_note(page, "cfg-data-batch_size", r"^error: data\.batch_size = 0 must be")
+    fill(page, "cfg-data-batch_size", "1")
+    expect(page.locator("#cfg-data-batch_size-error")).to_be_hidden(timeout=120_000)
     fill(page, "cfg-save-output_dir", "runs/e2e")
     fill(page, "cfg-loop-epochs", "1000")  # runs until stopped
     fill(page, "cfg-data-crop_frames", "100")
@@ -159,7 +196,7 @@ def test_whole_path_in_the_browser(served, browser, tmp_path):
     # Adapters: the run's checkpoints with metadata; export for ComfyUI
     page.click("#tab-adapters-button")
     page.click("#adapters-find")
-    expect(page.locator("#adapters-table")).to_contain_text(adapter.name)
+    expect(page.locator("#adapters-table")).to_contain_text(adapter.name, timeout=60_000)  # a scan of the root
     pick(page, "adapters-pick", str(adapter))
     page.click("#adapters-comfyui")
     expect_value(page, "adapters-output", r"export-comfyui: done.*wrote ")
@@ -174,7 +211,7 @@ def test_whole_path_in_the_browser(served, browser, tmp_path):
         page.set_viewport_size({"width": 1280, "height": 900})
         page.click(f"#tab-{name}-button")
         page.set_viewport_size({"width": 390, "height": 844})
-        wide = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        wide = page.evaluate("() => document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth")
         assert wide <= 0, f"{name} is {wide} px wider than a phone"
     page.set_viewport_size({"width": 1280, "height": 900})
     page.click("#tab-train-button")

@@ -89,3 +89,24 @@ def test_form_values_become_the_presets_config_with_the_changes(tmp_path):
     values[keys.index("data.batch_size")] = 0
     with pytest.raises(ConfigError, match="batch_size"):
         train_form.build_config("quick_test", fields, values)
+
+
+def test_a_preset_sets_only_what_it_declares_and_keeps_what_the_user_typed():
+    """Choosing a preset once reset the checkpoints folder (and every other field) to the preset's values."""
+    fields = train_form.form_fields()
+    keys = [f.key for f in fields]
+    values = train_form.preset_values("quick_test", fields)
+    values[keys.index("data.checkpoint_dir")] = "/models/ace"  # typed by the user; no preset declares it
+    values[keys.index("data.cache")] = "cache"
+    values[keys.index("loop.max_steps")] = 7
+    assert "adapter.rank" in train_form.preset_keys("high_quality")
+    assert "data.checkpoint_dir" not in train_form.preset_keys("high_quality")
+    changed = train_form.switched_values("quick_test", "high_quality", fields, values)
+    assert not {"data.checkpoint_dir", "data.cache", "loop.max_steps"} & set(changed)
+    target = train_form.preset_values("high_quality", fields)
+    for key, value in changed.items():
+        values[keys.index(key)] = value
+    config = train_form.build_config("high_quality", fields, values)
+    assert (config.data.checkpoint_dir, config.data.cache, config.loop.max_steps) == ("/models/ace", "cache", 7)
+    for key in ("adapter.rank", "optim.lr", "data.crop_frames", "save.save_every"):  # the rest is the new preset's
+        assert values[keys.index(key)] == target[keys.index(key)], key

@@ -1,48 +1,64 @@
-"""What the pages share: error text in place of a result, job progress read from a command's output."""
+"""What the pages share: error text in place of a result and beside its field, the tail of a command's output."""
 
 from __future__ import annotations
 
 import functools
-import re
 from typing import Any, Callable
 
 import gradio as gr
 
 from acetune.errors import AcetuneError
+from acetune.ui.field_errors import concerned_fields, note_html
 from acetune.ui.outcome import error_text
 
-_COUNTER = re.compile(r"^\[(\d+)/(\d+)\] (.*)$")  # the CLI's plain progress line: "[3/6] song.wav"
+
+class FieldNotes:
+    """A hidden note under each field of a page that can be wrong; an error about a field shows in its note.
+
+    Fields are named by the page (a config key on the Train page, the field's elem_id elsewhere); a
+    handler guarded with these notes has them as its last outputs (`outputs`)."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.notes: dict[str, gr.HTML] = {}
+
+    def under(self, field: str) -> gr.HTML:
+        """The note for `field`, placed where it is made (right under the field)."""
+        elem_id = (self.prefix + field).replace(".", "-") + "-error"
+        self.notes[field] = gr.HTML(visible=False, elem_id=elem_id, padding=False)
+        return self.notes[field]
+
+    @property
+    def outputs(self) -> list[gr.HTML]:
+        return list(self.notes.values())
+
+    def updates(self, err: AcetuneError | None) -> list:
+        """Each note: the error beside the fields it concerns, hidden elsewhere (and everywhere when None)."""
+        concerned = set() if err is None else set(concerned_fields(err, self.notes))
+        return [gr.update(value=note_html(err), visible=True) if name in concerned else gr.update(visible=False)
+                for name in self.notes]
 
 
-def guarded(outputs: int) -> Callable:
+def guarded(outputs: int, notes: FieldNotes | None = None) -> Callable:
     """A handler whose last output is the page's status box: an AcetuneError shows there as the CLI prints it,
-    and the other outputs stay as they were."""
+    and the other outputs stay as they were. With `notes` (the event's last outputs, after the status box),
+    the error also shows beside the field it concerns, and a handler that succeeds hides every note."""
 
     def decorate(handler: Callable) -> Callable:
         @functools.wraps(handler)
         def wrapper(*args: Any) -> Any:
             try:
-                return handler(*args)
+                result = handler(*args)
             except AcetuneError as err:
-                return (*([gr.skip()] * (outputs - 1)), error_text(err)) if outputs > 1 else error_text(err)
+                shown = (*([gr.skip()] * (outputs - 1)), error_text(err))
+                return shown + tuple(notes.updates(err)) if notes else (shown if outputs > 1 else shown[0])
+            if notes is None:
+                return result
+            return (*(result if outputs > 1 else (result,)), *notes.updates(None))
 
         return wrapper
 
     return decorate
-
-
-def progress_html(stdout: str) -> str:
-    """A bar for the latest `[done/total] item` line a command printed, and the items done so far."""
-    matches = [m for m in map(_COUNTER.match, stdout.splitlines()) if m]
-    if not matches:
-        return ""
-    done, total, item = int(matches[-1][1]), int(matches[-1][2]), matches[-1][3]
-    return (f'<progress max="{total}" value="{done}" style="width:100%"></progress>'
-            f"<div>{done}/{total}: {_escape(item)}</div>")
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def tail(text: str, lines: int = 40) -> str:

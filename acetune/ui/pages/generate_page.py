@@ -12,7 +12,7 @@ import gradio as gr
 from acetune.ui.adapters_list import find_adapters
 from acetune.ui.commands import generate_args
 from acetune.ui.context import UiContext
-from acetune.ui.pages.common import guarded, tail
+from acetune.ui.pages.common import FieldNotes, guarded, tail
 
 ADAPTER_SLOTS = 3
 TAKE_SLOTS = 4
@@ -20,7 +20,9 @@ _WROTE = re.compile(r"^wrote (.+)$")
 
 
 def build(ctx: UiContext, shared: dict) -> None:
+    notes = FieldNotes()
     checkpoints = gr.Textbox(ctx.checkpoints_text, label="Checkpoints folder", elem_id="gen-checkpoints")
+    notes.under("gen-checkpoints")
     shared["checkpoints"].change(lambda v: v, [shared["checkpoints"]], [checkpoints])
     caption = gr.Textbox(label="Caption", lines=2, info="genre, instruments, mood; add the adapter's trigger word",
                          elem_id="gen-caption")
@@ -43,12 +45,14 @@ def build(ctx: UiContext, shared: dict) -> None:
                 slots.append((gr.Dropdown([], label=f"Adapter {i + 1}", allow_custom_value=True,
                                           elem_id=f"gen-adapter-{i}", scale=3),
                               gr.Slider(0, 2, value=1.0, step=0.05, label="Strength", elem_id=f"gen-strength-{i}")))
+            notes.under(f"gen-adapter-{i}")
     with gr.Accordion("Sampler (0: the model's and adapter's recommendation)", open=False):
         steps = gr.Number(0, label="Steps", precision=0)
         shift = gr.Number(0, label="Shift")
         guidance = gr.Number(0, label="Guidance (base/sft)")
         device = gr.Textbox("auto", label="Device")
     out = gr.Textbox(label="Output folder", elem_id="gen-out")
+    notes.under("gen-out")
     go = gr.Button("Generate", variant="primary", elem_id="gen-start")
     status = gr.Textbox(label="Status", lines=3, interactive=False, elem_id="gen-status")
     players = [gr.Audio(visible=False, type="filepath", interactive=False, elem_id=f"take-{i}")
@@ -61,13 +65,14 @@ def build(ctx: UiContext, shared: dict) -> None:
         names = [str(a.path) for a in find_adapters(ctx.roots.folders)]
         return [gr.update(choices=[""] + names) for _ in slots]
 
-    @guarded(2)
+    @guarded(2, notes)
     def on_go(ckpt, cap, words, lang, tempo, keyscale, signature, seconds, first_seed, count, n_steps, n_shift,
               n_guidance, where, folder, *adapter_values):
         check = ctx.roots.check
-        chosen = [(check(adapter_values[2 * i], must_exist=True), float(adapter_values[2 * i + 1]))
-                  for i in range(ADAPTER_SLOTS) if adapter_values[2 * i]]
-        args = generate_args(check(ckpt, must_exist=True), check(folder), caption=cap, lyrics=words, language=lang,
+        chosen = [(check(adapter_values[2 * i], must_exist=True, field=f"gen-adapter-{i}"),
+                   float(adapter_values[2 * i + 1])) for i in range(ADAPTER_SLOTS) if adapter_values[2 * i]]
+        args = generate_args(check(ckpt, must_exist=True, field="gen-checkpoints"), check(folder, field="gen-out"),
+                             caption=cap, lyrics=words, language=lang,
                              bpm=_given(tempo, int), key=keyscale, time_signature=signature, duration=float(seconds),
                              seed=int(first_seed), batch=int(count), steps=_given(n_steps, int),
                              shift=_given(n_shift, float), guidance=_given(n_guidance, float),
@@ -77,7 +82,7 @@ def build(ctx: UiContext, shared: dict) -> None:
 
     refresh.click(on_refresh, [], [s[0] for s in slots])
     go.click(on_go, [checkpoints, caption, lyrics, language, bpm, key, timesig, duration, seed, takes, steps, shift,
-                     guidance, device, out, *[c for slot in slots for c in slot]], [job_id, status])
+                     guidance, device, out, *[c for slot in slots for c in slot]], [job_id, status, *notes.outputs])
 
     def follow(job, shown_for):
         if not job or job not in ctx.queue.jobs:

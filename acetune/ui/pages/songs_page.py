@@ -13,7 +13,7 @@ from acetune.ui import songs
 from acetune.ui.commands import LABELLERS, analyze_args, label_args
 from acetune.ui.context import UiContext
 from acetune.ui.demo_files import build_demo_files
-from acetune.ui.pages.common import guarded, tail
+from acetune.ui.pages.common import FieldNotes, guarded, tail
 
 
 def build(ctx: UiContext, shared: dict) -> None:
@@ -23,6 +23,8 @@ def build(ctx: UiContext, shared: dict) -> None:
         folder = gr.Textbox(label="Songs folder", scale=4, elem_id="songs-folder",
                             info=f"inside {ctx.roots.shown()}")
         load = gr.Button("Load", scale=1, elem_id="songs-load")
+    notes = FieldNotes()
+    notes.under("songs-folder")
     demo = gr.Button("First run? Build tiny demo checkpoints and songs (as `acetune demo` does)", size="sm",
                      elem_id="build-demo")
     status = gr.Textbox(label="Status", lines=2, elem_id="songs-status", interactive=False)
@@ -37,12 +39,12 @@ def build(ctx: UiContext, shared: dict) -> None:
         overwrite = gr.Checkbox(label="Replace existing bpm/key/time signature", value=False)
         analyze = gr.Button("Analyze bpm / key / time signature", elem_id="songs-analyze")
     analysis = gr.Textbox(label="Analysis", lines=4, interactive=False, elem_id="songs-analysis")
-    label = _build_labelling(ctx.checkpoints_text)
+    label = _build_labelling(notes, ctx.checkpoints_text)
     shared.update(songs_folder=folder, tag=tag, position=position)
 
-    @guarded(4)
+    @guarded(4, notes)
     def on_load(path):
-        checked = ctx.roots.check(path, must_exist=True)
+        checked = ctx.roots.check(path, must_exist=True, field="songs-folder")
         listing = songs.song_table(checked)
         text = "\n".join(f"- {n}" for n in listing.notices)
         return listing.rows, gr.update(choices=listing.files, value=None), text, f"{len(listing.rows)} file(s)"
@@ -75,23 +77,24 @@ def build(ctx: UiContext, shared: dict) -> None:
             return ""
         return songs.prompt_preview(ctx.roots.check(path, must_exist=True), file, tag_text, where)
 
-    @guarded(2)
+    @guarded(2, notes)
     def on_analyze(path, replace):
-        job = ctx.queue.submit("analyze", analyze_args(ctx.roots.check(path, must_exist=True), overwrite=replace),
-                               device=False)
+        checked = ctx.roots.check(path, must_exist=True, field="songs-folder")
+        job = ctx.queue.submit("analyze", analyze_args(checked, overwrite=replace), device=False)
         return job.id, ctx.job_line(job)
 
     job_id = gr.State("")
-    load.click(on_load, [folder], [table, song, notices, status])
-    folder.submit(on_load, [folder], [table, song, notices, status])
-    demo.click(on_demo, [], [folder, label.checkpoints, status]).then(on_load, [folder], [table, song, notices, status])
+    loaded = [table, song, notices, status, *notes.outputs]
+    load.click(on_load, [folder], loaded)
+    folder.submit(on_load, [folder], loaded)
+    demo.click(on_demo, [], [folder, label.checkpoints, status]).then(on_load, [folder], loaded)
     song.change(on_pick, [folder, song], [*label_boxes, player, status]).then(
         on_preview, [folder, song, tag, position], [preview])
     save.click(on_save, [folder, song, *label_boxes], [table, status]).then(
         on_preview, [folder, song, tag, position], [preview])
     for control in (tag, position):
         control.change(on_preview, [folder, song, tag, position], [preview])
-    analyze.click(on_analyze, [folder, overwrite], [job_id, analysis])
+    analyze.click(on_analyze, [folder, overwrite], [job_id, analysis, *notes.outputs])
 
     def follow(job):
         found = ctx.queue.jobs.get(job) if job else None
@@ -99,7 +102,7 @@ def build(ctx: UiContext, shared: dict) -> None:
 
     timer = gr.Timer(1.0)
     timer.tick(follow, [job_id], [analysis], concurrency_limit=None)
-    _wire_labelling(ctx, label, folder, table, timer, reload_rows=lambda path: on_load(path)[0])
+    _wire_labelling(ctx, label, folder, table, timer, notes, reload_rows=lambda path: on_load(path)[0])
 
 
 def _build_editor() -> tuple[gr.Dropdown, gr.Audio, list[gr.Textbox], gr.Button]:
@@ -121,13 +124,14 @@ def _build_editor() -> tuple[gr.Dropdown, gr.Audio, list[gr.Textbox], gr.Button]
 
 
 def _wire_labelling(ctx: UiContext, label: "_Labelling", folder: gr.Textbox, table: gr.Dataframe, timer: gr.Timer,
-                    reload_rows: Callable[[str], list]) -> None:
+                    notes: FieldNotes, reload_rows: Callable[[str], list]) -> None:
     """Label runs `acetune dataset label` as a job; its output is followed, and the table reloaded once it ends."""
 
-    @guarded(2)
+    @guarded(2, notes)
     def on_label(path, ckpt, chosen, dry_run, replace):
         check = ctx.roots.check
-        args = label_args(check(path, must_exist=True), check(ckpt, must_exist=True), labellers=list(chosen),
+        args = label_args(check(path, must_exist=True, field="songs-folder"),
+                          check(ckpt, must_exist=True, field="label-checkpoints"), labellers=list(chosen),
                           dry_run=dry_run, overwrite=replace)
         job = ctx.queue.submit("label", args)
         return job.id, ctx.job_line(job)
@@ -143,7 +147,7 @@ def _wire_labelling(ctx: UiContext, label: "_Labelling", folder: gr.Textbox, tab
         return text, "", reload_rows(path)
 
     label.start.click(on_label, [folder, label.checkpoints, label.labellers, label.dry_run, label.overwrite],
-                      [label.job_id, label.output])
+                      [label.job_id, label.output, *notes.outputs])
     timer.tick(follow_label, [label.job_id, folder], [label.output, label.job_id, table], concurrency_limit=None)
 
 
@@ -158,11 +162,12 @@ class _Labelling:
     job_id: gr.State
 
 
-def _build_labelling(checkpoints: str = "") -> _Labelling:
+def _build_labelling(notes: FieldNotes, checkpoints: str = "") -> _Labelling:
     with gr.Accordion("Label with the 5 Hz LM / Whisper (`acetune dataset label`)", open=False,
                       elem_id="songs-label"):
         folder = gr.Textbox(checkpoints, label="Checkpoints folder", elem_id="label-checkpoints",
-                            info="holds acestep-5Hz-lm-*/ (and whisper-*/ for Whisper) beside the DiT")
+                            info="holds the acestep-5Hz-lm-… folders (and whisper-… for Whisper) beside the DiT")
+        notes.under("label-checkpoints")
         labellers = gr.CheckboxGroup(list(LABELLERS), value=["lm"], label="Labellers", elem_id="label-with",
                                      info="lm: the 5 Hz LM describes each song (caption, genre, bpm, key, …); "
                                           "whisper: transcribes the lyrics")

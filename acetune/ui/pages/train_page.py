@@ -15,7 +15,7 @@ from acetune.ui import train_form
 from acetune.ui.commands import resume_args, train_args
 from acetune.ui.context import UiContext
 from acetune.ui.estimate import memory_line
-from acetune.ui.pages.common import guarded
+from acetune.ui.pages.common import FieldNotes, guarded
 from acetune.ui.run_log import RunLog
 
 AUDITION_SLOTS = 6  # the latest auditions get a player each; index.jsonl in the run folder lists them all
@@ -24,21 +24,26 @@ SECTION_TITLES = {"data": "Data", "adapter": "Adapter", "objective": "Objective"
                   "schedule": "Schedule", "loop": "Loop", "save": "Saving", "log": "Logging", "audition": "Auditions"}
 
 
-def _control(field: train_form.FormField, value) -> gr.components.Component:
+def _control(field: train_form.FormField, value, notes: FieldNotes) -> gr.components.Component:
+    """The field's control, and under it the note where an error about the field shows."""
     common = dict(label=field.key, info=field.info.help, elem_id="cfg-" + field.key.replace(".", "-"))
     if field.control == "checkbox":
-        return gr.Checkbox(value=value, **common)
-    if field.control == "choice":
-        return gr.Dropdown(list(field.choices), value=value, **common)
-    if field.control in ("integer", "number"):
-        return gr.Number(value=value, precision=0 if field.control == "integer" else None, **common)
-    return gr.Textbox(value=value, **common)
+        control = gr.Checkbox(value=value, **common)
+    elif field.control == "choice":
+        control = gr.Dropdown(list(field.choices), value=value, **common)
+    elif field.control in ("integer", "number"):
+        control = gr.Number(value=value, precision=0 if field.control == "integer" else None, **common)
+    else:
+        control = gr.Textbox(value=value, **common)
+    notes.under(field.key)
+    return control
 
 
 @dataclass
 class _Form:
     preset: gr.Dropdown
     controls: list  # one per form field, in form_fields() order
+    notes: FieldNotes  # one per form field: an error about the field shows under it
     memory: gr.Textbox
     anyway: gr.Checkbox
     start: gr.Button
@@ -50,6 +55,7 @@ class _Form:
 class _Monitor:
     status: gr.Textbox
     run_dir: gr.Textbox
+    run_notes: FieldNotes  # an error about the run folder (resume) shows under it
     summary: gr.Markdown
     plot: gr.LinePlot
     points: gr.Markdown
@@ -68,32 +74,35 @@ def _build_form(fields: list[train_form.FormField], checkpoints: str) -> _Form:
     if checkpoints:  # `acetune ui --checkpoint-dir`
         values[[f.key for f in fields].index("data.checkpoint_dir")] = checkpoints
     common = [f for f in fields if f.key in train_form.COMMON]
+    notes = FieldNotes("cfg-")
     with gr.Group():
-        controls = [_control(field, value) for field, value in zip(common, values)]
+        controls = [_control(field, value, notes) for field, value in zip(common, values)]
     with gr.Accordion("Advanced (every other config field)", open=False, elem_id="train-advanced"):
         rest = list(zip(fields[len(common):], values[len(common):]))
         for section in dict.fromkeys(f.section for f, _ in rest):
             with gr.Accordion(SECTION_TITLES.get(section, section), open=False):
-                controls += [_control(field, value) for field, value in rest if field.section == section]
+                controls += [_control(field, value, notes) for field, value in rest if field.section == section]
     memory = gr.Textbox(label="Memory estimate", interactive=False, elem_id="train-memory")
     anyway = gr.Checkbox(label="Start even if the estimate says it does not fit", value=False)
     with gr.Row():
         start = gr.Button("Start", variant="primary", elem_id="train-start")
         stop = gr.Button("Stop (saves a checkpoint)", variant="stop", elem_id="train-stop")
         resume = gr.Button("Resume", elem_id="train-resume")
-    return _Form(preset, controls, memory, anyway, start, stop, resume)
+    return _Form(preset, controls, notes, memory, anyway, start, stop, resume)
 
 
 def _build_monitor() -> _Monitor:
     status = gr.Textbox(label="Status", lines=3, interactive=False, elem_id="train-status")
     run_dir = gr.Textbox(label="Run folder followed", elem_id="train-run",
                          info="the run started here, or type any run folder to follow it")
+    run_notes = FieldNotes()
+    run_notes.under("train-run")
     summary = gr.Markdown(elem_id="train-summary")
     plot = gr.LinePlot(x="step", y="loss", color="series", title="Loss", elem_id="train-plot", height=260)
     points = gr.Markdown(elem_id="train-points")
     players = [gr.Audio(visible=False, type="filepath", interactive=False, elem_id=f"audition-{i}")
                for i in range(AUDITION_SLOTS)]
-    return _Monitor(status, run_dir, summary, plot, points, players, gr.Markdown())
+    return _Monitor(status, run_dir, run_notes, summary, plot, points, players, gr.Markdown())
 
 
 def build(ctx: UiContext, shared: dict) -> None:
@@ -103,26 +112,38 @@ def build(ctx: UiContext, shared: dict) -> None:
             form = _build_form(fields, ctx.checkpoints_text)
         with gr.Column(min_width=300):
             monitor = _build_monitor()
-    preset, controls, memory, anyway = form.preset, form.controls, form.memory, form.anyway
-    start, stop, resume = form.start, form.stop, form.resume
-    status, run_dir = monitor.status, monitor.run_dir
-    shown = gr.State((0, 0))  # (plotted points, auditions shown): skip updates when nothing is new
-    by_key = {f.key: c for f, c in zip(fields, controls)}
+    by_key = {f.key: c for f, c in zip(fields, form.controls)}
     shared["cache"].change(lambda v: v, [shared["cache"]], [by_key["data.cache"]])
     shared["checkpoints"].change(lambda v: v, [shared["checkpoints"]], [by_key["data.checkpoint_dir"]])
+    train_job = _wire_form(ctx, fields, form, monitor)
+    shown = gr.State((0, 0))  # (plotted points, auditions shown): skip updates when nothing is new
+    gr.Timer(TICK_S).tick(lambda folder, job, seen: follow_run(ctx, folder, job, seen),
+                          [monitor.run_dir, train_job, shown], [*monitor.outputs(), shown], concurrency_limit=None)
+    shared["app_load"].append((lambda: _followed(ctx), [], [monitor.run_dir, train_job]))
+
+
+def _wire_form(ctx: UiContext, fields: list[train_form.FormField], form: _Form, monitor: _Monitor) -> gr.State:
+    """The form's events: the estimate as values change, a preset's values, start / stop / resume (the job's id
+    goes into the returned State). An error about a field shows under it."""
+    notes, run_notes, status = form.notes, monitor.run_notes, monitor.status
 
     def config_of(name, *given):
         given = list(given)
         for i, f in enumerate(fields):
             if f.key in train_form.PATH_FIELDS and given[i]:
-                given[i] = str(ctx.roots.check(given[i]))
+                given[i] = str(ctx.roots.check(given[i], field=f.key))
         return train_form.build_config(name, fields, given)
 
-    @guarded(1)
+    @guarded(1, notes)
     def on_change(name, *given):
         return memory_line(config_of(name, *given))
 
-    @guarded(3)
+    @guarded(len(fields) + 2)
+    def on_preset(name, previous, *given):
+        changed = train_form.switched_values(previous, name, fields, list(given))
+        return (*[changed.get(f.key, gr.skip()) for f in fields], name, "")
+
+    @guarded(3, notes)
     def on_start(name, confirm, estimate, *given):
         config = config_of(name, *given)
         if not config.data.cache:
@@ -143,31 +164,30 @@ def build(ctx: UiContext, shared: dict) -> None:
             return f"{job}: stopping at the next step boundary (a checkpoint is saved)"
         return "no training job to stop"
 
-    @guarded(2)
+    @guarded(2, run_notes)
     def on_resume(folder):
-        out = ctx.roots.check(folder, must_exist=True)
+        out = ctx.roots.check(folder, must_exist=True, field="train-run")
         job = ctx.queue.submit("train", resume_args(out), run_dir=out)
         return job.id, ctx.job_line(job)
 
-    train_job = gr.State("")
-    inputs = [preset, *controls]
-    gr.on([c.change for c in inputs], on_change, inputs, [memory], trigger_mode="always_last",
+    train_job, previous = gr.State(""), gr.State(form.preset.value)
+    inputs = [form.preset, *form.controls]
+    gr.on([c.change for c in inputs], on_change, inputs, [form.memory, *notes.outputs], trigger_mode="always_last",
           concurrency_limit=1, show_progress="hidden")
-    preset.change(guarded(len(controls) + 1)(lambda name: (*train_form.preset_values(name, fields), "")), [preset],
-                  [*controls, status])
-    start.click(on_start, [preset, anyway, memory, *controls], [run_dir, train_job, status])
-    stop.click(on_stop, [train_job], [status])
-    resume.click(on_resume, [run_dir], [train_job, status])
+    form.preset.change(on_preset, [form.preset, previous, *form.controls], [*form.controls, previous, status])
+    form.start.click(on_start, [form.preset, form.anyway, form.memory, *form.controls],
+                     [monitor.run_dir, train_job, status, *notes.outputs])
+    form.stop.click(on_stop, [train_job], [status])
+    form.resume.click(on_resume, [monitor.run_dir], [train_job, status, *run_notes.outputs])
+    return train_job
 
-    def reattach():
-        """After a restart: follow the newest training job that is still running (or the newest one)."""
-        jobs = [j for j in ctx.queue.listing() if j.kind == "train"]
-        running = [j for j in jobs if j.active] or jobs
-        return (running[-1].run_dir or "", running[-1].id) if running else (gr.skip(), gr.skip())
 
-    gr.Timer(TICK_S).tick(lambda folder, job, seen: follow_run(ctx, folder, job, seen), [run_dir, train_job, shown],
-                          [*monitor.outputs(), shown], concurrency_limit=None)
-    shared["app_load"].append((reattach, [], [run_dir, train_job]))
+def _followed(ctx: UiContext) -> tuple:
+    """What the page follows when it opens (also after the app restarted): the newest training job that is
+    still running, else the newest one; its run folder and its id."""
+    jobs = [j for j in ctx.queue.listing() if j.kind == "train"]
+    running = [j for j in jobs if j.active] or jobs
+    return (running[-1].run_dir or "", running[-1].id) if running else (gr.skip(), gr.skip())
 
 
 def follow_run(ctx: UiContext, folder: str, job: str, seen: tuple[int, int]) -> tuple:

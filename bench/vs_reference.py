@@ -14,14 +14,17 @@ Reported as acetune / reference ratios (median over pairs, with min-max):
 - step: one forward+backward+AdamW step, timed in interleaved pairs (ABBA order) in one process;
 - tensor peak: the most bytes held by tensors created during one step (activations, gradients,
   temporaries; the weights and AdamW state are already there), from a dispatch-mode tracker;
-- RSS peak: each side alone in a fresh child process, its peak resident set during 3 steps above
-  its resident set once built (imports and weights excluded);
+- RSS peak: each side alone in a fresh child process: after a first step (and compile), the freed
+  heap is returned to the OS (malloc_trim) and the peak is reset; the peak resident set of 3 more
+  steps above the resident set then (imports, weights, AdamW state and compiled code excluded);
 - render: 8 turbo steps (no grad) of each side at the same frames.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import resource
 import statistics
@@ -225,6 +228,8 @@ def rss_child(side: str, frames: int, checkpointing: bool, compiled: bool) -> di
 def rss_side(side: str, frames: int, checkpointing: bool, compiled: bool) -> None:
     built = build(side, frames, checkpointing, torch.device("cpu"), torch.float32, compiled and side == "acetune")
     built.step()  # AdamW state exists from here on (and compiled code)
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand the first step's freed heap back, so RSS is what is live
     reset_peak_rss()
     ready = current_rss_bytes()
     for _ in range(3):
@@ -274,6 +279,26 @@ def compare(frames: int, checkpointing: bool, pairs: int, device: torch.device, 
     return row
 
 
+def profile_table(frames: int, checkpointing: bool, device: torch.device, dtype: torch.dtype, rows: int = 16) -> None:
+    """Self time per op of one step on each side, side by side: where the two steps differ."""
+    from torch.profiler import profile
+
+    self_ms = {}
+    for side in SIDES:
+        built = build(side, frames, checkpointing, device, dtype)
+        built.step()
+        built.step()
+        with profile() as prof:
+            built.step()
+        self_ms[side] = {e.key: e.self_cpu_time_total / 1000 for e in prof.key_averages()}
+    ops = sorted(set(self_ms["acetune"]) | set(self_ms["reference"]),
+                 key=lambda op: -(self_ms["acetune"].get(op, 0) + self_ms["reference"].get(op, 0)))
+    print(f"profile, {frames} frames: self ms per op  acetune / reference "
+          f"(totals {sum(self_ms['acetune'].values()):.0f} / {sum(self_ms['reference'].values()):.0f})")
+    for op in ops[:rows]:
+        print(f"  {op[:52]:52s} {self_ms['acetune'].get(op, 0):8.0f} {self_ms['reference'].get(op, 0):8.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, nargs="+", default=[750, 1500, 3000])
@@ -283,6 +308,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="fp32")
     parser.add_argument("--no-rss", action="store_true", help="skip the child-process RSS measurement")
     parser.add_argument("--compile", action="store_true", help="acetune's layers compiled (loop.compile = true)")
+    parser.add_argument("--profile", action="store_true", help="also print each side's self time per op")
     parser.add_argument("--rss-side", choices=SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_side:
@@ -295,6 +321,8 @@ def main() -> None:
         for mode in args.checkpointing:
             row = compare(frames, mode == "on", args.pairs, device, dtype, not args.no_rss, args.compile)
             print(json.dumps(row), flush=True)
+            if args.profile:
+                profile_table(frames, mode == "on", device, dtype)
 
 
 if __name__ == "__main__":

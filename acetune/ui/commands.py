@@ -11,14 +11,16 @@ from pathlib import Path
 from acetune.errors import ConfigError
 
 
-def preprocess_args(songs: Path, checkpoints: Path, cache: Path, *, tag: str, tag_position: str, max_duration: float,
-                    normalize: str, latent_mode: str, two_pass: bool, rebuild: bool, device: str) -> list[str]:
+def preprocess_args(songs: Path, checkpoints: Path, cache: Path, *, tag: str, tag_position: str, rebuild: bool,
+                    overrides: list[str]) -> list[str]:
+    """`acetune preprocess`: the paths and tag as flags, each changed option as `--set preprocess.key=value`."""
     args = ["preprocess", "--audio-dir", str(songs), "--checkpoint-dir", str(checkpoints), "--out", str(cache),
-            "--max-duration", f"{max_duration:g}", "--normalize", normalize, "--latent-mode", latent_mode,
-            "--device", device, "--tag-position", tag_position]
+            "--tag-position", tag_position]
     if tag:
         args += ["--tag", tag]
-    return args + (["--two-pass"] if two_pass else []) + (["--rebuild"] if rebuild else [])
+    for override in overrides:
+        args += ["--set", override]
+    return args + (["--rebuild"] if rebuild else [])
 
 
 def train_args(config_file: Path) -> list[str]:

@@ -22,10 +22,11 @@ class FieldNotes:
         self.prefix = prefix
         self.notes: dict[str, gr.HTML] = {}
 
-    def under(self, field: str) -> gr.HTML:
-        """The note for `field`, placed where it is made (right under the field)."""
-        elem_id = (self.prefix + field).replace(".", "-") + "-error"
-        self.notes[field] = gr.HTML(visible=False, elem_id=elem_id, padding=False)
+    def under(self, field: str, elem_id: str | None = None) -> gr.HTML:
+        """The note for `field`, placed where it is made (right under the field); its elem id is the field's
+        control's (`elem_id`, else the prefix and the field with dashes) and `-error`."""
+        elem_id = elem_id or (self.prefix + field).replace(".", "-")
+        self.notes[field] = gr.HTML(visible=False, elem_id=elem_id + "-error", padding=False)
         return self.notes[field]
 
     @property

@@ -1,4 +1,6 @@
-"""Preprocess: songs + checkpoints -> a latent cache, in a child process; progress per song, skips, validation."""
+"""Preprocess: songs + checkpoints -> a latent cache, in a child process; progress per song, skips, validation.
+
+The options are generated from the config's `preprocess` section (preprocess_form), as the Train form is."""
 
 from __future__ import annotations
 
@@ -6,10 +8,12 @@ import gradio as gr
 
 from pathlib import Path
 
+from acetune.ui import preprocess_form
 from acetune.ui import songs as song_list
 from acetune.ui.commands import preprocess_args
 from acetune.ui.context import UiContext
 from acetune.ui.pages.common import FieldNotes, guarded, tail
+from acetune.ui.pages.form_controls import control
 from acetune.ui.song_progress import overall_html, rows_html, song_rows
 
 
@@ -24,17 +28,12 @@ def build(ctx: UiContext, shared: dict) -> None:
     notes.under("pre-checkpoints")
     cache = gr.Textbox(label="Cache folder to write", elem_id="pre-cache")
     notes.under("pre-cache")
-    with gr.Accordion("Options", open=False):
-        max_duration = gr.Number(240, label="Max duration (s)", info="keep at most this many seconds of each song "
-                                                                    "(0 = all)")
-        normalize = gr.Dropdown(["none", "peak", "lufs"], value="none", label="Loudness",
-                                info="none, peak (-1 dBFS) or lufs (-14) before encoding")
-        latent_mode = gr.Dropdown(["sample", "mean"], value="sample", label="Latents",
-                                  info="sample the VAE posterior (as ACE-Step trains) or take its mean")
-        two_pass = gr.Checkbox(label="Two passes (low memory)", info="VAE + text encoder first, then the condition "
-                                                                      "encoder")
-        rebuild = gr.Checkbox(label="Rebuild", info="replace a cache made by another checkpoint or other options")
-        device = gr.Textbox("auto", label="Device", info="auto, cpu, cuda, cuda:1, mps")
+    fields = preprocess_form.preprocess_fields()
+    with gr.Accordion("Options (the config's preprocess section)", open=False, elem_id="pre-options"):
+        rebuild = gr.Checkbox(label="Rebuild", info="replace a cache made by another checkpoint or other options",
+                              elem_id="pre-rebuild")
+        options = [control(f, value, notes, "pre-cfg-")
+                   for f, value in zip(fields, preprocess_form.default_values(fields))]
     start = gr.Button("Preprocess", variant="primary", elem_id="pre-start")
     status = gr.Textbox(label="Status", lines=2, interactive=False, elem_id="pre-status")
     bar = gr.HTML(elem_id="pre-progress")
@@ -45,23 +44,23 @@ def build(ctx: UiContext, shared: dict) -> None:
     shared["songs_folder"].change(lambda v: v, [shared["songs_folder"]], [songs])
 
     @guarded(2, notes)
-    def on_start(song_dir, ckpt, out, seconds, loudness, mode, low_memory, replace, where, tag, position):
+    def on_start(song_dir, ckpt, out, replace, tag, position, *values):
         check = ctx.roots.check
         folder = check(song_dir, must_exist=True, field="pre-songs")
         model = check(ckpt, must_exist=True, field="pre-checkpoints")
         cache_dir = check(out, field="pre-cache")
-        args = preprocess_args(folder, model, cache_dir, tag=tag, tag_position=position,
-                               max_duration=float(seconds or 0), normalize=loudness, latent_mode=mode,
-                               two_pass=low_memory, rebuild=replace, device=where)
+        overrides, chosen = preprocess_form.preprocess_overrides(fields, list(values))
+        args = preprocess_args(folder, model, cache_dir, tag=tag, tag_position=position, rebuild=replace,
+                               overrides=overrides)
         found = [(row[0], row[-1]) for row in song_list.song_table(folder).rows]
         work = ctx.queue.submit("preprocess", args)
         validate = ctx.queue.submit("validate", ["dataset", "validate", str(cache_dir), "--checkpoint-dir", str(model)])
         started = {"ids": [work.id, validate.id], "folder": str(folder), "songs": found,
-                   "passes": 2 if low_memory else 1}
+                   "passes": 2 if chosen.two_pass else 1}
         return started, ctx.job_line(work)
 
-    start.click(on_start, [songs, checkpoints, cache, max_duration, normalize, latent_mode, two_pass, rebuild, device,
-                           shared["tag"], shared["position"]], [jobs, status, *notes.outputs])
+    start.click(on_start, [songs, checkpoints, cache, rebuild, shared["tag"], shared["position"], *options],
+                [jobs, status, *notes.outputs])
 
     def follow(started):
         if not started:

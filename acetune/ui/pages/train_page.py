@@ -16,27 +16,13 @@ from acetune.ui.commands import resume_args, train_args
 from acetune.ui.context import UiContext
 from acetune.ui.estimate import memory_line
 from acetune.ui.pages.common import FieldNotes, guarded
+from acetune.ui.pages.form_controls import control
 from acetune.ui.run_log import RunLog
 
 AUDITION_SLOTS = 6  # the latest auditions get a player each; index.jsonl in the run folder lists them all
 TICK_S = 0.5
 SECTION_TITLES = {"data": "Data", "adapter": "Adapter", "objective": "Objective", "optim": "Optimizer",
                   "schedule": "Schedule", "loop": "Loop", "save": "Saving", "log": "Logging", "audition": "Auditions"}
-
-
-def _control(field: train_form.FormField, value, notes: FieldNotes) -> gr.components.Component:
-    """The field's control, and under it the note where an error about the field shows."""
-    common = dict(label=field.key, info=field.info.help, elem_id="cfg-" + field.key.replace(".", "-"))
-    if field.control == "checkbox":
-        control = gr.Checkbox(value=value, **common)
-    elif field.control == "choice":
-        control = gr.Dropdown(list(field.choices), value=value, **common)
-    elif field.control in ("integer", "number"):
-        control = gr.Number(value=value, precision=0 if field.control == "integer" else None, **common)
-    else:
-        control = gr.Textbox(value=value, **common)
-    notes.under(field.key)
-    return control
 
 
 @dataclass
@@ -76,12 +62,12 @@ def _build_form(fields: list[train_form.FormField], checkpoints: str) -> _Form:
     common = [f for f in fields if f.key in train_form.COMMON]
     notes = FieldNotes("cfg-")
     with gr.Group():
-        controls = [_control(field, value, notes) for field, value in zip(common, values)]
+        controls = [control(field, value, notes, "cfg-") for field, value in zip(common, values)]
     with gr.Accordion("Advanced (every other config field)", open=False, elem_id="train-advanced"):
         rest = list(zip(fields[len(common):], values[len(common):]))
         for section in dict.fromkeys(f.section for f, _ in rest):
             with gr.Accordion(SECTION_TITLES.get(section, section), open=False):
-                controls += [_control(field, value, notes) for field, value in rest if field.section == section]
+                controls += [control(field, value, notes, "cfg-") for field, value in rest if field.section == section]
     memory = gr.Textbox(label="Memory estimate", interactive=False, elem_id="train-memory")
     anyway = gr.Checkbox(label="Start even if the estimate says it does not fit", value=False)
     with gr.Row():

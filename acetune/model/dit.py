@@ -163,22 +163,13 @@ class DiTModel(nn.Module):
             x = F.pad(x, (0, 0, 0, pad))
         h = self.proj_in(x.to(self.proj_in[1].weight.dtype))  # [B, P, D]
         cache = condition_cache if not torch.is_grad_enabled() else None
-        if cache is None or cache.context is None:
-            context = self.condition_embedder(encoder_hidden_states.to(h.dtype))
-            if cache is not None:
-                cache.context = context
-        else:
-            context = cache.context
+        context = self._embedded_condition(encoder_hidden_states.to(h.dtype), cache)
 
         self_masks, cross_mask = self._masks(h, context, attention_mask, encoder_attention_mask)
         rope = self.rotary_emb(h.shape[1], h.device, h.dtype)
         for index, layer in enumerate(self.layers):
             kind = self.config.layer_types[index]
-            cross = context
-            if cache is not None:
-                if index not in cache.keys_values:
-                    cache.keys_values[index] = layer.cross_attn.keys_values(context)
-                cross = cache.keys_values[index]
+            cross = context if cache is None else self._cross_keys_values(index, context, cache)
             args = (h, proj, cross, rope, self_masks[kind], cross_mask)
             if index in self._checkpointed and torch.is_grad_enabled():
                 h = checkpoint(layer, *args, use_reentrant=False)
@@ -188,6 +179,22 @@ class DiTModel(nn.Module):
         shift, scale = (self.scale_shift_table + temb[:, None, :]).chunk(2, dim=1)
         h = self.norm_out(h) * (1 + scale) + shift
         return self.proj_out(h.to(self.proj_out[1].weight.dtype))[:, :frames]
+
+    def _embedded_condition(self, states: torch.Tensor, cache: ConditionCache | None) -> torch.Tensor:
+        """condition_embedder(states), or what this render's first step computed."""
+        if cache is not None and cache.context is not None:
+            return cache.context
+        context = self.condition_embedder(states)
+        if cache is not None:
+            cache.context = context
+        return context
+
+    def _cross_keys_values(self, index: int, context: torch.Tensor,
+                           cache: ConditionCache) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer `index`'s cross-attention keys/values, computed at the render's first step."""
+        if index not in cache.keys_values:
+            cache.keys_values[index] = self.layers[index].cross_attn.keys_values(context)
+        return cache.keys_values[index]
 
     def _masks(self, h, context, attention_mask, encoder_attention_mask):
         """Self-attention masks per layer kind and the cross-attention mask."""

@@ -44,39 +44,21 @@ def preprocess_command(
     config_overrides: list[str] = (),
 ) -> None:
     """Decode, encode and cache every song once; reruns only redo new or changed songs."""
-    import dataclasses
-
     from acetune.config import resolve_config
-    from acetune.data.dataset import TagConfig, scan_dataset
+    from acetune.data.dataset import scan_dataset
     from acetune.data.preprocess import preprocess
     from acetune.errors import CacheError
 
     options = resolve_config(files=list(config or []), overrides=[*config_overrides, *(set_ or [])]).preprocess
     console = Console(soft_wrap=True)
     scan = scan_dataset(audio_dir)
-    dataset = scan.dataset
-    if tag is not None or tag_position is not None:
-        dataset = dataclasses.replace(dataset, tag=TagConfig(tag if tag is not None else dataset.tag.tag,
-                                                             tag_position or dataset.tag.position))
-    if genre_ratio is not None:
-        dataset = dataclasses.replace(dataset, genre_ratio=genre_ratio)
+    dataset = _relabelled(scan.dataset, tag, tag_position, genre_ratio)
     finished, skipped = render(preprocess(dataset, checkpoint_dir, out, options, model=model, rebuild=rebuild),
                               console)
     problems = [(p.path, p.reason) for p in scan.problems] + [(s.path, s.reason) for s in skipped]
-    if problems:
-        table = Table("file", "problem", title=f"{len(problems)} file(s) not used")
-        for path, reason in problems:
-            table.add_row(printable(path), printable(reason))
-        console.print(table)
+    _print_unused(console, problems)
     not_used = {s.path for s in skipped}
-    notices = [n for n in scan.notices + dataset.uncaptioned() if n.path not in not_used]
-    if notices:
-        table = Table("file", "notice", title=f"{len(notices)} notice(s) about songs that are used")
-        table.columns[0].overflow = "fold"
-        for notice in notices:
-            shown = notice.path.relative_to(dataset.root) if notice.path.is_relative_to(dataset.root) else notice.path
-            table.add_row(printable(shown), printable(notice.text))
-        console.print(table)
+    _print_notices(console, dataset, [n for n in scan.notices + dataset.uncaptioned() if n.path not in not_used])
     summary = finished.summary if finished else {}
     console.print(f"cache [bold]{printable(out)}[/]: {summary.get('cached', 0)} samples "
                   f"({summary.get('computed', 0)} computed, {summary.get('reused', 0)} reused, "
@@ -86,3 +68,37 @@ def preprocess_command(
                          fix="see the list above; fix or remove the files and run again")
     if problems:  # the cache is usable, but the user should know it lacks these files
         raise typer.Exit(PARTIAL)
+
+
+def _relabelled(dataset, tag: str | None, tag_position: str | None, genre_ratio: int | None):
+    """The dataset with the command line's activation tag, tag position and genre ratio over its own."""
+    import dataclasses
+
+    from acetune.data.dataset import TagConfig
+
+    if tag is not None or tag_position is not None:
+        dataset = dataclasses.replace(dataset, tag=TagConfig(tag if tag is not None else dataset.tag.tag,
+                                                             tag_position or dataset.tag.position))
+    if genre_ratio is not None:
+        dataset = dataclasses.replace(dataset, genre_ratio=genre_ratio)
+    return dataset
+
+
+def _print_unused(console: Console, problems: list[tuple[Path, str]]) -> None:
+    """The files not in the cache, each with its reason."""
+    if problems:
+        table = Table("file", "problem", title=f"{len(problems)} file(s) not used")
+        for path, reason in problems:
+            table.add_row(printable(path), printable(reason))
+        console.print(table)
+
+
+def _print_notices(console: Console, dataset, notices: list) -> None:
+    """Notices about songs that are cached (e.g. no caption), paths shown relative to the songs folder."""
+    if notices:
+        table = Table("file", "notice", title=f"{len(notices)} notice(s) about songs that are used")
+        table.columns[0].overflow = "fold"
+        for notice in notices:
+            shown = notice.path.relative_to(dataset.root) if notice.path.is_relative_to(dataset.root) else notice.path
+            table.add_row(printable(shown), printable(notice.text))
+        console.print(table)

@@ -84,6 +84,9 @@ def _decoder_pair(golden_model, golden_inputs, frames: int):
 
 
 def test_decoder_with_bands_equals_decoder_without(golden_model, golden_inputs, monkeypatch):
+    window = golden_model.config.sliding_window
+    assert isinstance(self_attention_mask(200, dtype=torch.float32, device=torch.device("cpu"), window=window,
+                                          banded=True), BandedMask)  # the first run below does take the band
     banded = _decoder_pair(golden_model, golden_inputs, 400)  # 200 patches, window 4: bands
     monkeypatch.setattr(masks, "BAND_MIN_RATIO", 10**9)
     dense = _decoder_pair(golden_model, golden_inputs, 400)

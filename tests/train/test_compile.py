@@ -22,12 +22,16 @@ def _losses(events) -> list[float]:
     return [e.loss for e in events if isinstance(e, StepDone)]
 
 
-def test_a_compiled_run_learns_what_the_eager_run_learns(train_cache, tiny_bundle, tmp_path):
+def test_a_compiled_run_learns_what_the_eager_run_learns(train_cache, tiny_bundle, tmp_path, monkeypatch):
+    compiled_layers: list[int] = []
+    real = session.compile_layers
+    monkeypatch.setattr(session, "compile_layers", lambda decoder: compiled_layers.append(real(decoder)))
     changes = dict(loop=dict(epochs=1, seed=3, eval_timesteps=(0.5,)))
     eager = _losses(events_of(make_config(train_cache, tiny_bundle, tmp_path / "eager", **changes)))
     compiled_config = make_config(train_cache, tiny_bundle, tmp_path / "compiled",
                                   loop=dict(epochs=1, seed=3, eval_timesteps=(0.5,), compile=True))
     compiled = _losses(events_of(compiled_config))
+    assert compiled_layers == [2]  # the compiled run compiled both tiny layers; the eager run none
     assert len(compiled) == len(eager) == 3
     assert compiled == pytest.approx(eager, rel=COMPILED_LOSS_RTOL)
 

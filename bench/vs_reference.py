@@ -1,6 +1,8 @@
 """acetune's decoder against the reference implementation, side by side: LoRA training step and turbo render.
 
 Run:  python bench/vs_reference.py                          (CPU, fp32: 750/1500/3000 frames, checkpointing off/on)
+      python bench/vs_reference.py --recompute-mlp          (acetune with loop.recompute_mlp)
+      python bench/vs_reference.py --recompute-mlp --against plain   (that lever's cost: acetune with / without)
       python bench/vs_reference.py --frames 1500 --pairs 5 --checkpointing off
       python bench/vs_reference.py --device cuda --dtype bf16 (GPU)
 
@@ -31,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,9 +57,23 @@ from acetune.model.sampling import SamplerSettings, sample, turbo_schedule  # no
 from acetune.model.tiny import named_config  # noqa: E402
 from acetune.model.weights import parse_dtype  # noqa: E402
 
-SIDES = ("acetune", "reference")
+SIDES = ("acetune", "reference", "plain")  # plain: acetune without the acetune-only levers (an A/B of a lever)
 RANK = 16
 COND_LEN = 300
+
+
+@dataclass(frozen=True)
+class Levers:
+    """How each side runs: checkpointing applies to both, the others are acetune's options."""
+
+    checkpointing: bool
+    compiled: bool = False  # loop.compile
+    recompute_mlp: bool = False  # loop.recompute_mlp
+
+    def flags(self) -> list[str]:
+        """The command-line flags that give these levers (for the RSS child process)."""
+        return ["--checkpointing", "on" if self.checkpointing else "off",
+                *(["--compile"] if self.compiled else []), *(["--recompute-mlp"] if self.recompute_mlp else [])]
 
 
 @dataclass
@@ -68,22 +85,24 @@ class Side:
     render: Callable[[], torch.Tensor]
 
 
-def build(side: str, frames: int, checkpointing: bool, device: torch.device, dtype: torch.dtype,
-          compiled: bool = False) -> Side:
+def build(side: str, frames: int, levers: Levers, device: torch.device, dtype: torch.dtype) -> Side:
     config = named_config("small")
     model = init_weights(AceStepModel(config, AttentionOptions(honor_padding=True)), seed=0)
     decoder = model.decoder
     targets = [f"layers.{i}.{block}.{proj}" for i in range(config.num_hidden_layers)
                for block in ("self_attn", "cross_attn") for proj in ("q_proj", "k_proj", "v_proj", "o_proj")]
+    if side == "plain":
+        side, levers = "acetune", Levers(levers.checkpointing)
     if side == "acetune":
         attach(decoder, AdapterConfig(rank=RANK, alpha=float(RANK), dropout=0.0), seed=0)
-        decoder.set_gradient_checkpointing(1.0 if checkpointing else 0.0)
-        if compiled:
+        decoder.set_gradient_checkpointing(1.0 if levers.checkpointing else 0.0)
+        decoder.set_mlp_recompute(levers.recompute_mlp)
+        if levers.compiled:
             compile_layers(decoder)
         call = decoder
     else:
         decoder = _reference_transformer(model, targets)
-        if checkpointing:
+        if levers.checkpointing:
             decoder.enable_gradient_checkpointing()
 
         def call(*args):
@@ -155,11 +174,14 @@ class TensorPeak(TorchDispatchMode):
     never counted, even when a view of it (`weight.t()`) is an op's output.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, breakdown: bool = False) -> None:
         super().__init__()
         self.live: dict[int, tuple[StorageWeakRef, int]] = {}
         self.existing: dict[int, StorageWeakRef] = {}
         self.current = self.peak = 0
+        self.breakdown = breakdown  # also keep what was live at the peak, by the op and shape that made it
+        self.made_by: dict[int, str] = {}
+        self.at_peak: Counter[str] = Counter()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         for tensor in tree_leaves((args, kwargs)):
@@ -182,6 +204,12 @@ class TensorPeak(TorchDispatchMode):
                 if key not in self.live and key not in self.existing:
                     self.live[key] = (StorageWeakRef(storage), storage.nbytes())
                     self.current += storage.nbytes()
+                    if self.breakdown:
+                        self.made_by[key] = f"{func.__name__} -> {list(tensor.shape)}"
+        if self.current > self.peak and self.breakdown:
+            self.at_peak = Counter()
+            for key, (_, size) in self.live.items():
+                self.at_peak[self.made_by.get(key, "?")] += size
         self.peak = max(self.peak, self.current)
         return out
 
@@ -217,16 +245,15 @@ def reset_peak_rss() -> None:
         refs.write("5")
 
 
-def rss_child(side: str, frames: int, checkpointing: bool, compiled: bool) -> dict[str, int]:
+def rss_child(side: str, frames: int, levers: Levers) -> dict[str, int]:
     """Run one side alone in a fresh interpreter; its peak RSS above its RSS once built."""
-    command = [sys.executable, __file__, "--rss-side", side, "--frames", str(frames),
-               "--checkpointing", "on" if checkpointing else "off", *(["--compile"] if compiled else [])]
+    command = [sys.executable, __file__, "--rss-side", side, "--frames", str(frames), *levers.flags()]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def rss_side(side: str, frames: int, checkpointing: bool, compiled: bool) -> None:
-    built = build(side, frames, checkpointing, torch.device("cpu"), torch.float32, compiled and side == "acetune")
+def rss_side(side: str, frames: int, levers: Levers) -> None:
+    built = build(side, frames, levers, torch.device("cpu"), torch.float32)
     built.step()  # AdamW state exists from here on (and compiled code)
     gc.collect()
     ctypes.CDLL("libc.so.6").malloc_trim(0)  # hand the first step's freed heap back, so RSS is what is live
@@ -241,62 +268,69 @@ def ratio_summary(ratios: list[float]) -> str:
     return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
-def compare(frames: int, checkpointing: bool, pairs: int, device: torch.device, dtype: torch.dtype,
-            rss: bool, compiled: bool) -> dict[str, object]:
-    sides = {side: build(side, frames, checkpointing, device, dtype, compiled and side == "acetune") for side in SIDES}
-    first = {side: timed(sides[side].step, device) for side in SIDES}  # warm-up (and compile); creates AdamW state
-    times: dict[str, list[float]] = {side: [] for side in SIDES}
+def compare(frames: int, levers: Levers, pairs: int, device: torch.device, dtype: torch.dtype,
+            rss: bool, against: str = "reference", breakdown: bool = False) -> dict[str, object]:
+    both = ("acetune", against)
+    sides = {side: build(side, frames, levers, device, dtype) for side in both}
+    first = {side: timed(sides[side].step, device) for side in both}  # warm-up (and compile); creates AdamW state
+    times: dict[str, list[float]] = {side: [] for side in both}
     for pair in range(pairs):
-        order = SIDES if pair % 2 == 0 else SIDES[::-1]
+        order = both if pair % 2 == 0 else both[::-1]
         for side in order:
             times[side].append(timed(sides[side].step, device))
-    peaks = {}
-    for side in SIDES if not compiled else ():  # compiled kernels allocate below the dispatcher: RSS only
-        with TensorPeak() as tracker:
+    peaks, at_peak = {}, {}
+    for side in both if not levers.compiled else ():  # compiled kernels allocate below the dispatcher: RSS only
+        with TensorPeak(breakdown) as tracker:
             sides[side].step()
         peaks[side] = tracker.peak
-    renders = {side: [] for side in SIDES}
-    for side in SIDES:
+        at_peak[side] = {made: round(size / 2**20, 2) for made, size in tracker.at_peak.most_common(12)}
+    renders = {side: [] for side in both}
+    for side in both:
         sides[side].render()  # warm-up (compiles the no-grad graph when compiled)
     for pair in range(max(1, pairs // 2)):
-        for side in (SIDES if pair % 2 == 0 else SIDES[::-1]):
+        for side in (both if pair % 2 == 0 else both[::-1]):
             renders[side].append(timed(sides[side].render, device))
     row: dict[str, object] = {
-        "frames": frames, "checkpointing": checkpointing, "compiled": compiled,
+        "frames": frames, "checkpointing": levers.checkpointing, "compiled": levers.compiled,
+        "recompute_mlp": levers.recompute_mlp,
         "first_step_s": {s: round(v, 1) for s, v in first.items()},
         "step_ms": {s: 1000 * statistics.median(v) for s, v in times.items()},
-        "step_ratio": ratio_summary([a / b for a, b in zip(times["acetune"], times["reference"])]),
+        "step_ratio": ratio_summary([a / b for a, b in zip(times["acetune"], times[against])]),
         "tensor_peak_mib": {s: v / 2**20 for s, v in peaks.items()},
-        "tensor_peak_ratio": f"{peaks['acetune'] / peaks['reference']:.2f}x" if peaks else None,
+        "against": against,
+        "tensor_peak_ratio": f"{peaks['acetune'] / peaks[against]:.2f}x" if peaks else None,
         "render_ms": {s: 1000 * statistics.median(v) for s, v in renders.items()},
-        "render_ratio": ratio_summary([a / b for a, b in zip(renders["acetune"], renders["reference"])]),
+        "render_ratio": ratio_summary([a / b for a, b in zip(renders["acetune"], renders[against])]),
+        **({"live_at_peak_mib": at_peak} if breakdown else {}),
     }
     if rss and device.type == "cpu":
-        above = {side: rss_child(side, frames, checkpointing, compiled) for side in SIDES}
+        above = {side: rss_child(side, frames, levers) for side in both}
         row["rss_above_ready_mib"] = {s: (v["peak"] - v["ready"]) / 2**20 for s, v in above.items()}
         row["rss_peak_mib"] = {s: v["peak"] / 2**20 for s, v in above.items()}
-        row["rss_ratio"] = f"{(above['acetune']['peak'] - above['acetune']['ready']) / max(1, above['reference']['peak'] - above['reference']['ready']):.2f}x"
+        grown = {s: v["peak"] - v["ready"] for s, v in above.items()}
+        row["rss_ratio"] = f"{grown['acetune'] / max(1, grown[against]):.2f}x"
     return row
 
 
-def profile_table(frames: int, checkpointing: bool, device: torch.device, dtype: torch.dtype, rows: int = 16) -> None:
+def profile_table(frames: int, levers: Levers, device: torch.device, dtype: torch.dtype, against: str,
+                  rows: int = 16) -> None:
     """Self time per op of one step on each side, side by side: where the two steps differ."""
     from torch.profiler import profile
 
     self_ms = {}
-    for side in SIDES:
-        built = build(side, frames, checkpointing, device, dtype)
+    for side in ("acetune", against):
+        built = build(side, frames, levers, device, dtype)
         built.step()
         built.step()
         with profile() as prof:
             built.step()
         self_ms[side] = {e.key: e.self_cpu_time_total / 1000 for e in prof.key_averages()}
-    ops = sorted(set(self_ms["acetune"]) | set(self_ms["reference"]),
-                 key=lambda op: -(self_ms["acetune"].get(op, 0) + self_ms["reference"].get(op, 0)))
-    print(f"profile, {frames} frames: self ms per op  acetune / reference "
-          f"(totals {sum(self_ms['acetune'].values()):.0f} / {sum(self_ms['reference'].values()):.0f})")
+    ours, theirs = self_ms["acetune"], self_ms[against]
+    ops = sorted(set(ours) | set(theirs), key=lambda op: -(ours.get(op, 0) + theirs.get(op, 0)))
+    print(f"profile, {frames} frames: self ms per op  acetune / {against} "
+          f"(totals {sum(ours.values()):.0f} / {sum(theirs.values()):.0f})")
     for op in ops[:rows]:
-        print(f"  {op[:52]:52s} {self_ms['acetune'].get(op, 0):8.0f} {self_ms['reference'].get(op, 0):8.0f}")
+        print(f"  {op[:52]:52s} {ours.get(op, 0):8.0f} {theirs.get(op, 0):8.0f}")
 
 
 def main() -> None:
@@ -308,21 +342,29 @@ def main() -> None:
     parser.add_argument("--dtype", default="fp32")
     parser.add_argument("--no-rss", action="store_true", help="skip the child-process RSS measurement")
     parser.add_argument("--compile", action="store_true", help="acetune's layers compiled (loop.compile = true)")
+    parser.add_argument("--against", choices=SIDES[1:], default="reference",
+                        help="the other side: the reference, or plain acetune without --compile/--recompute-mlp")
+    parser.add_argument("--recompute-mlp", action="store_true",
+                        help="acetune's MLPs keep only their input for backward (loop.recompute_mlp = true)")
+    parser.add_argument("--peak-breakdown", action="store_true",
+                        help="also list what is live at each side's tensor peak, by the op and shape that made it")
     parser.add_argument("--profile", action="store_true", help="also print each side's self time per op")
     parser.add_argument("--rss-side", choices=SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_side:
-        rss_side(args.rss_side, args.frames[0], args.checkpointing[0] == "on", args.compile)
+        rss_side(args.rss_side, args.frames[0], Levers(args.checkpointing[0] == "on", args.compile, args.recompute_mlp))
         return
     device, dtype = torch.device(args.device), parse_dtype(args.dtype)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device} {args.dtype}, "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
     for frames in args.frames:
         for mode in args.checkpointing:
-            row = compare(frames, mode == "on", args.pairs, device, dtype, not args.no_rss, args.compile)
+            levers = Levers(mode == "on", args.compile, args.recompute_mlp)
+            row = compare(frames, levers, args.pairs, device, dtype, not args.no_rss, args.against,
+                          args.peak_breakdown)
             print(json.dumps(row), flush=True)
             if args.profile:
-                profile_table(frames, mode == "on", device, dtype)
+                profile_table(frames, levers, device, dtype, args.against)
 
 
 if __name__ == "__main__":

@@ -53,13 +53,15 @@ def estimate_memory_command(
     for name, value in estimate.rows():
         table.add_row(name, f"{value / 2**30:.2f}")
     console.print(f"{run.adapter.kind.value}, {estimate.trainable_parameters:,} trainable parameters, batch "
-                  f"{run.data.batch_size}, checkpointing {run.loop.gradient_checkpointing}")
+                  f"{run.data.batch_size}, checkpointing {run.loop.gradient_checkpointing}"
+                  + (", MLP recomputed" if run.loop.recompute_mlp else ""))
     console.print(table)
     if memory_gib is not None:
         need = estimate.total / 2**30
         if not fits(estimate.total, memory_gib * 2**30):
             console.print(f"[red]does not fit[/]: {need:.1f} GiB predicted for {memory_gib:.0f} GiB. Try "
-                          "--set loop.gradient_checkpointing=1.0, a shorter data.crop_frames, or a LoRA preset "
+                          "--set loop.recompute_mlp=true, --set loop.gradient_checkpointing=1.0, a shorter "
+                          "data.crop_frames, or a LoRA preset "
                           "(`acetune presets list`).")
         else:
             console.print(f"[green]fits[/]: {need:.1f} GiB of {memory_gib:.0f} GiB")

@@ -234,6 +234,9 @@ class LoopConfig:
     precision: Precision = option(Precision.AUTO, "auto, fp32, bf16 or fp16 (fp16 uses a GradScaler)")
     device: str = option("auto", "auto, cpu, cuda, cuda:1, mps")
     gradient_checkpointing: float = option(0.0, "share of decoder layers recomputed in backward (0..1)")
+    recompute_mlp: bool = option(False, "keep only each decoder MLP's input for backward and recompute its gate/up "
+                                        "projections there, in token chunks: less activation memory for a few "
+                                        "percent more step time")
     compile: bool = option(False, "torch.compile each decoder layer: faster steps and less memory after a one-off "
                                   "compile of about a minute (pays on long runs)")
     fsdp: bool = option(True, "shard a full fine-tune over torchrun ranks with FSDP2 (false = DDP replicas)")

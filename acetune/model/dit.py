@@ -133,6 +133,16 @@ class DiTModel(nn.Module):
         self._checkpointed = frozenset(chosen)
         return sorted(chosen)
 
+    def set_mlp_recompute(self, enabled: bool) -> list[int]:
+        """Keep only each MLP's input for backward (`layers.MLP`); returns the layers where it applies.
+
+        Layers whose MLP projections carry an adapter keep the plain path (their weights alone are
+        not the layer's function); call this after attaching adapters.
+        """
+        for layer in self.layers:
+            layer.mlp.recompute = enabled
+        return [i for i, layer in enumerate(self.layers) if enabled and layer.mlp.plain_projections()]
+
     @property
     def checkpointed_layers(self) -> list[int]:
         return sorted(self._checkpointed)

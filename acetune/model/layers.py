@@ -20,6 +20,7 @@ from acetune.config.schema import RopeDtype
 from acetune.model.config import SLIDING, ModelConfig
 from acetune.model.banded import BandedMask, banded_attention, masked_sdpa
 from acetune.model.fused import norm_rope, rms_norm, swiglu
+from acetune.model.lean_mlp import recomputing_swiglu_mlp
 from acetune.model.masks import AttentionOptions, additive_mask
 
 
@@ -121,16 +122,30 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    """SwiGLU: down(silu(gate(x)) * up(x)), no biases."""
+    """SwiGLU: down(silu(gate(x)) * up(x)), no biases.
+
+    `recompute` (set by `DiTModel.set_mlp_recompute`) runs it through `recomputing_swiglu_mlp`, which
+    keeps only x for backward, whenever gradients are recorded. That reads the projections' weights
+    directly, so it is used only while all three are plain `nn.Linear`s no adapter wrapped or patched.
+    """
 
     def __init__(self, hidden_size: int, intermediate_size: int):
         super().__init__()
         self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=False)
         self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=False)
         self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=False)
+        self.recompute = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.recompute and torch.is_grad_enabled() and self.plain_projections():  # renders: nothing to save
+            return recomputing_swiglu_mlp(x, self.gate_proj.weight, self.up_proj.weight, self.down_proj.weight)
         return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x)))
+
+    def plain_projections(self) -> bool:
+        """No adapter on the projections: unwrapped, no patched forward (LyCORIS), no hooks, no bias."""
+        return all(type(m) is nn.Linear and "forward" not in vars(m) and m.bias is None
+                   and not (m._forward_hooks or m._forward_pre_hooks)
+                   for m in (self.gate_proj, self.up_proj, self.down_proj))
 
 
 def make_attention(config: ModelConfig) -> Attention:

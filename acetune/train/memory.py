@@ -258,6 +258,7 @@ def estimate_memory(run: RunConfig, model_config: ModelConfig, *, frames: int | 
     null_embedding = model.null_condition_emb.detach().to(dtype)
     adapter = attach(decoder, run.adapter, seed=0)
     decoder.set_gradient_checkpointing(run.loop.gradient_checkpointing)
+    decoder.set_mlp_recompute(run.loop.recompute_mlp)
     named = adapter.trainable_parameters
     with torch.no_grad():  # the adapter computes in the compute dtype (autocast), its fp32 masters are counted below
         for param in named.values():

@@ -158,6 +158,7 @@ def build_session(config: RunConfig, *, resuming: bool, notes: tuple[Warned, ...
     texts = encode_task_texts(data.reader, trained_tasks(config.objective), data.text_encoder_folder,
                               data.dit_folder, options=model.options, device=device, dtype=compute_dtype)
     adapter = setup_adapter(config, model)
+    setup_mlp_recompute(config, model.decoder, warnings)
     setup_compile(config, model.decoder, device, warnings)
     strategy = setup_strategy(config, dist, model.decoder, adapter, device, compute_dtype, sharded, warnings)
     schedule = setup_schedule(config, warnings)
@@ -213,6 +214,15 @@ def setup_adapter(config: RunConfig, model: torch.nn.Module) -> AttachedAdapter:
         for param in adapter.trainable_parameters.values():
             param.data = param.data.float()
     return adapter
+
+
+def setup_mlp_recompute(config: RunConfig, decoder: torch.nn.Module, warnings: list[Warned]) -> None:
+    """Keep only each MLP's input for backward when asked; say which layers cannot (an adapter on their MLP)."""
+    applied = decoder.set_mlp_recompute(config.loop.recompute_mlp)
+    skipped = sorted(set(range(len(decoder.layers))) - set(applied)) if config.loop.recompute_mlp else []
+    if skipped:
+        warnings.append(Warned("recompute-mlp", f"loop.recompute_mlp: layers {skipped} keep their MLP activations "
+                                                "because the adapter trains their MLP projections"))
 
 
 def setup_compile(config: RunConfig, decoder: torch.nn.Module, device: torch.device, warnings: list[Warned]) -> None:

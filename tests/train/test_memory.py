@@ -65,7 +65,7 @@ def test_gradient_accumulation_keeps_every_gradient_live():
     assert accumulating.total - once.total <= accumulating.gradients
 
 
-def _measured_step_peak(ratio: float) -> int:
+def _measured_step_peak(ratio: float, recompute_mlp: bool = False) -> int:
     """Peak bytes of live tensors (CPU allocator records) during one real forward + backward."""
     config = named_config("small")
     decoder = build_model(config, AttentionOptions(honor_padding=False), meta=True).decoder.to_empty(device="cpu")
@@ -74,6 +74,7 @@ def _measured_step_peak(ratio: float) -> int:
             param.normal_(0.0, 0.02)
     attach(decoder, run_config().adapter, seed=0)
     decoder.set_gradient_checkpointing(ratio)
+    decoder.set_mlp_recompute(recompute_mlp)
     channels, generator = config.audio_acoustic_hidden_dim, torch.Generator().manual_seed(0)
     null = torch.zeros(1, 1, config.condition_hidden_size)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
@@ -93,9 +94,9 @@ def _measured_step_peak(ratio: float) -> int:
 
 
 def test_matches_a_measured_cpu_step():
-    for ratio in (0.0, 1.0):
-        predicted = estimate(gradient_checkpointing=ratio, grad_accum=1)
-        measured = _measured_step_peak(ratio)
+    for ratio, recompute in ((0.0, False), (1.0, False), (0.0, True)):
+        predicted = estimate(gradient_checkpointing=ratio, recompute_mlp=recompute, grad_accum=1)
+        measured = _measured_step_peak(ratio, recompute)
         assert abs(predicted.gradients + predicted.activations - measured) < 0.1 * measured, (ratio, measured)
 
 

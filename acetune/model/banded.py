@@ -66,10 +66,10 @@ def banded_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, band: Ba
     q_blocks = F.pad(q, (0, 0, 0, padded - length)).view(batch, heads, blocks, block, head_dim).transpose(1, 2)
 
     def bands(x: torch.Tensor) -> torch.Tensor:  # [B, Hkv, L, hd] -> [B*blocks, Hkv, span, hd]
-        # keys of block n are blocks n-1, n, n+1 of the sequence padded by one block on each side
-        x = F.pad(x, (0, 0, block, padded - length + block)).view(batch, kv_heads, blocks + 2, block, head_dim)
-        x = torch.cat([x[:, :, :-2], x[:, :, 1:-1], x[:, :, 2:]], dim=3)  # [B, Hkv, blocks, 3 * block, hd]
-        return x.transpose(1, 2).reshape(batch * blocks, kv_heads, span, head_dim)
+        # keys of block n are blocks n-1, n, n+1 of the sequence padded by one block on each side:
+        # overlapping windows of one padded copy, a view (no 3x copy; a batch of one stays a view)
+        x = F.pad(x, (0, 0, block, padded - length + block)).unfold(2, span, block)  # [B, Hkv, blocks, hd, span]
+        return x.transpose(-1, -2).transpose(1, 2).reshape(batch * blocks, kv_heads, span, head_dim)
 
     mask = band.mask.expand(batch, blocks, 1, block, span).reshape(batch * blocks, 1, block, span)
     out = masked_sdpa(q_blocks.reshape(batch * blocks, heads, block, head_dim), bands(k), bands(v), mask, dropout_p)

@@ -13,6 +13,7 @@ from torch.utils.checkpoint import checkpoint
 from acetune.model.config import SLIDING, ModelConfig
 from acetune.model.fused import norm_modulate
 from acetune.model.layers import MLP, RMSNorm, RotaryEmbedding, make_attention
+from acetune.model.lean_mlp import CHECKPOINTED_CHUNK_ROWS, CHUNK_ROWS
 from acetune.model.masks import AttentionOptions, additive_mask, self_attention_mask
 
 TIMESTEP_CHANNELS = 256
@@ -112,6 +113,7 @@ class DiTModel(nn.Module):
                                                                        stride=config.patch_size), _Transpose())
         self.scale_shift_table = nn.Parameter(torch.randn(1, 2, d) / d**0.5)
         self._checkpointed: frozenset[int] = frozenset()
+        self._mlp_recompute = False
 
     # --- gradient checkpointing ---------------------------------------------------------
     def set_gradient_checkpointing(self, ratio: float) -> list[int]:
@@ -131,6 +133,7 @@ class DiTModel(nn.Module):
         else:
             chosen = {round(i * (n_layers - 1) / (count - 1)) for i in range(count)}
         self._checkpointed = frozenset(chosen)
+        self._configure_mlps()
         return sorted(chosen)
 
     def set_mlp_recompute(self, enabled: bool) -> list[int]:
@@ -139,9 +142,15 @@ class DiTModel(nn.Module):
         Layers whose MLP projections carry an adapter keep the plain path (their weights alone are
         not the layer's function); call this after attaching adapters.
         """
-        for layer in self.layers:
-            layer.mlp.recompute = enabled
+        self._mlp_recompute = enabled
+        self._configure_mlps()
         return [i for i, layer in enumerate(self.layers) if enabled and layer.mlp.plain_projections()]
+
+    def _configure_mlps(self) -> None:
+        """Chunk rows of each MLP's recompute: smaller in checkpointed layers (see lean_mlp)."""
+        for index, layer in enumerate(self.layers):
+            rows = CHECKPOINTED_CHUNK_ROWS if index in self._checkpointed else CHUNK_ROWS
+            layer.mlp.recompute_rows = rows if self._mlp_recompute else 0
 
     @property
     def checkpointed_layers(self) -> list[int]:

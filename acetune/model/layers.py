@@ -124,9 +124,10 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     """SwiGLU: down(silu(gate(x)) * up(x)), no biases.
 
-    `recompute` (set by `DiTModel.set_mlp_recompute`) runs it through `recomputing_swiglu_mlp`, which
-    keeps only x for backward, whenever gradients are recorded. That reads the projections' weights
-    directly, so it is used only while all three are plain `nn.Linear`s no adapter wrapped or patched.
+    `recompute_rows` > 0 (set by `DiTModel.set_mlp_recompute`) runs it through `recomputing_swiglu_mlp`
+    in chunks of that many token rows, which keeps only x for backward, whenever gradients are
+    recorded. That reads the projections' weights directly, so it is used only while all three are
+    plain `nn.Linear`s no adapter wrapped or patched.
     """
 
     def __init__(self, hidden_size: int, intermediate_size: int):
@@ -134,11 +135,12 @@ class MLP(nn.Module):
         self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=False)
         self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=False)
         self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=False)
-        self.recompute = False
+        self.recompute_rows = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.recompute and torch.is_grad_enabled() and self.plain_projections():  # renders: nothing to save
-            return recomputing_swiglu_mlp(x, self.gate_proj.weight, self.up_proj.weight, self.down_proj.weight)
+        if self.recompute_rows and torch.is_grad_enabled() and self.plain_projections():  # renders: nothing to save
+            return recomputing_swiglu_mlp(x, self.gate_proj.weight, self.up_proj.weight, self.down_proj.weight,
+                                          self.recompute_rows)
         return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x)))
 
     def plain_projections(self) -> bool:

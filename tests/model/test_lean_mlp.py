@@ -13,7 +13,6 @@ import pytest
 import torch
 from torch import nn
 
-from acetune.model import lean_mlp
 from acetune.model.layers import MLP
 from acetune.model.lean_mlp import recomputing_swiglu_mlp
 from acetune.model.tiny import named_config
@@ -43,12 +42,11 @@ def _grads(mlp: MLP, x: torch.Tensor, weights: torch.Tensor) -> list[torch.Tenso
 
 
 @pytest.mark.parametrize("trainable", [False, True])
-def test_forward_and_gradients_match_plain(trainable, monkeypatch):
-    monkeypatch.setattr(lean_mlp, "CHUNK_ROWS", 5)  # 2 x 13 rows -> six chunks, the last one short
+def test_forward_and_gradients_match_plain(trainable):
     mlp = _mlp(trainable)
     x, weights = torch.randn(2, 13, 16), torch.randn(2, 13, 16)
     plain = _grads(mlp, x, weights)
-    mlp.recompute = True
+    mlp.recompute_rows = 5  # 2 x 13 rows -> six chunks, the last one short
     chunked = _grads(mlp, x, weights)
     assert len(chunked) == len(plain) == (5 if trainable else 2)
     torch.testing.assert_close(chunked[0], plain[0], rtol=0, atol=FORWARD_ATOL)
@@ -56,13 +54,12 @@ def test_forward_and_gradients_match_plain(trainable, monkeypatch):
         torch.testing.assert_close(ours, theirs, rtol=0, atol=GRAD_ATOL)
 
 
-def test_gradcheck_float64(monkeypatch):
-    monkeypatch.setattr(lean_mlp, "CHUNK_ROWS", 3)
+def test_gradcheck_float64():
     gen = torch.Generator().manual_seed(0)
     x, gate, up = (torch.randn(*s, generator=gen, dtype=torch.float64, requires_grad=True)
                    for s in ((1, 7, 4), (6, 4), (6, 4)))
     down = torch.randn(4, 6, generator=gen, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(recomputing_swiglu_mlp, (x, gate, up, down))
+    assert torch.autograd.gradcheck(lambda *args: recomputing_swiglu_mlp(*args, chunk_rows=3), (x, gate, up, down))
 
 
 def test_keeps_only_its_input_for_backward():
@@ -81,7 +78,7 @@ def test_keeps_only_its_input_for_backward():
         return sum(storages.values()) - sum(p.numel() * 4 for p in mlp.parameters())
 
     plain = saved_bytes()
-    mlp.recompute = True
+    mlp.recompute_rows = 256
     assert plain == 2 * 64 * 40 * 4  # gate(x) and up(x)
     assert saved_bytes() == 64 * 16 * 4  # x only
 
@@ -91,7 +88,7 @@ def test_bf16_autocast_matches_plain_forward():
     x = torch.randn(1, 9, 16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         plain = mlp(x)
-        mlp.recompute = True
+        mlp.recompute_rows = 256
         chunked = mlp(x)
     assert chunked.dtype == plain.dtype == torch.bfloat16
     assert torch.equal(chunked, plain)
@@ -114,7 +111,7 @@ def test_adapters_on_the_mlp_keep_the_plain_path():
 def test_without_gradients_the_plain_path_runs(monkeypatch):
     """Renders (auditions during a run) have nothing to save: they keep the plain, whole-sequence path."""
     mlp = _mlp(trainable=False)
-    mlp.recompute = True
+    mlp.recompute_rows = 256
     monkeypatch.setattr("acetune.model.layers.recomputing_swiglu_mlp", lambda *args: pytest.fail("recomputed"))
     with torch.no_grad():
         mlp(torch.randn(1, 9, 16))
@@ -126,9 +123,21 @@ def test_bf16_autocast_gradients_match_plain():
     x, weights = torch.randn(2, 13, 16), torch.randn(2, 13, 16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         plain = _grads(mlp, x, weights)
-        mlp.recompute = True
+        mlp.recompute_rows = 256
         recomputed = _grads(mlp, x, weights)
     assert [g.dtype for g in recomputed] == [g.dtype for g in plain]
     for ours, theirs in zip(recomputed[1:], plain[1:]):
         # bf16 keeps 8 bits: products agree to about 1 %, a wrong formula is off by far more
         torch.testing.assert_close(ours, theirs, rtol=2e-2, atol=2e-2 * theirs.abs().max().item())
+
+
+def test_checkpointed_layers_recompute_in_smaller_chunks():
+    """Where a layer is recomputed anyway, its MLP chunk is a large part of the peak: 64 rows there."""
+    from acetune.model.dit import DiTModel
+
+    decoder = DiTModel(named_config("tiny"))
+    decoder.set_mlp_recompute(True)
+    decoder.set_gradient_checkpointing(0.5)  # either order
+    assert [layer.mlp.recompute_rows for layer in decoder.layers] == [64, 256]
+    decoder.set_mlp_recompute(False)
+    assert [layer.mlp.recompute_rows for layer in decoder.layers] == [0, 0]

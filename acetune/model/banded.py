@@ -5,7 +5,9 @@ the queries are cut into blocks of `w`; block n attends to the 3w keys [n*w - w,
 same additive mask (0 / finfo.min) the dense path uses restricted to that band. Every key a query may
 see lies inside its band and every key outside it would get weight exp(finfo.min - max) = 0, so the
 result equals the dense one up to float summation order (measured: tests/model/test_banded.py).
-Work and memory grow linearly with the length instead of quadratically.
+Work and memory grow linearly with the length instead of quadratically; the key/value bands are
+overlapping views of one padded copy (for a batch of one; larger batches materialise them), so SDPA keeps 1x
+the keys for backward, not 3x.
 
 One exception, irrelevant to the loss: a padded query (honor_padding) whose whole window is padding
 gets uniform weights over its band rather than over the whole row. Valid queries always see

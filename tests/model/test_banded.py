@@ -60,6 +60,21 @@ def test_band_gradients_equal_dense_gradients():
         assert (grad - dense_grad).abs().max() <= BAND_ATOL
 
 
+def test_a_batch_of_one_keeps_one_copy_of_the_keys_for_backward():
+    """The bands overlap 3x; they are views of one padded copy, so SDPA saves 1x the keys, not 3x."""
+    q, k, v = (t.requires_grad_() for t in _qkv(300, batch=1))
+    saved: dict[int, int] = {}
+
+    def pack(t):
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        banded_attention(q, k, v, banded_mask(300, 16, dtype=q.dtype, device=q.device))
+    padded_keys = k[0, :, 0].numel() * (300 + 2 * 16 + 4) * 4  # 19 blocks of 16 and a block each side
+    # k and v saved as their padded copies (the 3x bands of a concatenation would be transient here)
+    assert sorted(saved.values()).count(padded_keys) == 2
+
+
 def test_band_is_chosen_only_where_it_pays_and_is_allowed():
     def mask(length, **kw):
         return self_attention_mask(length, dtype=torch.float32, device=torch.device("cpu"), window=4, **kw)

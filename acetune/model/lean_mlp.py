@@ -5,14 +5,14 @@ the largest activation of a decoder layer (70 of 249 MiB at 1500 frames, bench/v
 With `loop.recompute_mlp` the decoder's MLPs run through `recomputing_swiglu_mlp` instead: forward
 keeps x and the weights; both passes work through a few hundred token rows at a time, backward
 recomputing gate and up (two more matrix products per layer and step), so neither holds a
-[tokens, intermediate] tensor of the whole sequence (a whole-sequence forward made the peak 4 % higher
-at 3000 frames: its gate/up/act of the last layer sit on top of every layer's saved activations).
+[tokens, intermediate] tensor of the whole sequence (a whole-sequence forward made the peak 4 %
+higher at 3000 frames: the last layer's gate/up/act sit on top of every layer's saved activations).
 
 Forward runs the plain MLP's ops on row chunks: equal to the plain MLP up to how the GEMM kernel
 blocks rows (the small config's decoder output: bit-identical at 1500 and 3000 frames, 1.5e-6
-apart at 750 on the CI CPU; one ulp apart on tiny shapes). Gradients differ from autograd's by rounding only (dx is summed with addmm, weight
-gradients over chunks). Under autocast the products run in the autocast dtype, as F.linear's would.
-tests/model/test_lean_mlp.py checks all of it.
+apart at 750 on the CI CPU; one ulp apart on tiny shapes). Gradients differ from autograd's by
+rounding only (dx is summed with addmm, weight gradients over chunks). Under autocast the products
+run in the autocast dtype, as F.linear's would. tests/model/test_lean_mlp.py checks all of it.
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 def _autocast_off(x: torch.Tensor) -> contextlib.AbstractContextManager:
     """Autocast off for x's device (the meta device of the memory estimate has none)."""
     device = x.device.type
-    return torch.autocast(device, enabled=False) if torch.amp.is_autocast_available(device) else contextlib.nullcontext()
+    if not torch.amp.is_autocast_available(device):
+        return contextlib.nullcontext()
+    return torch.autocast(device, enabled=False)
 
 
 class _RecomputedSwiGLU(torch.autograd.Function):
@@ -63,7 +65,7 @@ class _RecomputedSwiGLU(torch.autograd.Function):
             gate_w, up_w, down_w = (w.to(dtype) for w in (gate_w, up_w, down_w))
             out = rows.new_empty(rows.shape[0], down_w.shape[0])
             for part in _chunks(rows.shape[0], chunk_rows):
-                # silu in place, then times up in place: two chunk tensors live, as values the plain ops'
+                # silu, then the product with up, in place: two chunk tensors live; the plain ops' values
                 act = F.silu(F.linear(rows[part], gate_w), inplace=True).mul_(F.linear(rows[part], up_w))
                 torch.mm(act, down_w.t(), out=out[part])
                 del act  # before the next chunk's products

@@ -59,9 +59,9 @@ def estimate_memory_command(
     if memory_gib is not None:
         need = estimate.total / 2**30
         if not fits(estimate.total, memory_gib * 2**30):
+            recompute = "" if run.loop.recompute_mlp else "--set loop.recompute_mlp=true, "
             console.print(f"[red]does not fit[/]: {need:.1f} GiB predicted for {memory_gib:.0f} GiB. Try "
-                          "--set loop.recompute_mlp=true, --set loop.gradient_checkpointing=1.0, a shorter "
-                          "data.crop_frames, or a LoRA preset "
-                          "(`acetune presets list`).")
+                          f"{recompute}--set loop.gradient_checkpointing=1.0, a shorter data.crop_frames, or a "
+                          "LoRA preset (`acetune presets list`).")
         else:
             console.print(f"[green]fits[/]: {need:.1f} GiB of {memory_gib:.0f} GiB")

@@ -33,7 +33,8 @@ def memory_line(config: RunConfig) -> str:
     if memory is None:
         return line + f"; device {device}: memory not known"
     if not fits(need, memory):
-        return (line + f"; DOES NOT FIT {memory:.0f} GiB on {device}: try loop.recompute_mlp = true, "
+        recompute = "" if config.loop.recompute_mlp else "loop.recompute_mlp = true, "
+        return (line + f"; DOES NOT FIT {memory:.0f} GiB on {device}: try {recompute}"
                 "loop.gradient_checkpointing = 1.0, a shorter data.crop_frames, or a smaller preset")
     return line + f"; fits {memory:.0f} GiB on {device}"
 

@@ -103,7 +103,12 @@ def test_matches_a_measured_cpu_step():
 def test_cli_reports_fit(capsys):
     assert main(["estimate-memory", "--architecture", "small", "--set", "data.crop_frames=256",
                  "--memory-gib", "0.01"]) == 0
-    assert "does not fit" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "does not fit" in out and "--set loop.recompute_mlp=true" in out
+    assert main(["estimate-memory", "--architecture", "small", "--set", "data.crop_frames=256",
+                 "--set", "loop.recompute_mlp=true", "--memory-gib", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert "MLP recomputed" in out and "--set loop.recompute_mlp=true" not in out  # already on: not suggested
 
 
 def test_cli_preset_auto_is_chosen_for_the_memory_given(capsys):

@@ -32,7 +32,7 @@ def estimate_memory_command(
     from acetune.model.checkpoint import read_model_config
     from acetune.model.devices import precision_dtype, resolve_device, resolve_precision
     from acetune.train.auto import AUTO, choose_auto
-    from acetune.train.memory import estimate_memory, fits
+    from acetune.train.memory import estimate_memory
 
     console = Console(soft_wrap=True, highlight=False)
     overrides = list(set_ or []) + ([f'data.checkpoint_dir="{checkpoint_dir}"'] if checkpoint_dir else [])
@@ -49,6 +49,13 @@ def estimate_memory_command(
     dtype = resolve_precision(precision, resolve_device("auto")) if precision == Precision.AUTO else \
         precision_dtype(precision)
     estimate = estimate_memory(run, model_config, frames=frames, condition=condition, dtype=dtype)
+    _report(console, run, estimate, memory_gib)
+
+
+def _report(console: Console, run, estimate, memory_gib: float | None) -> None:
+    """The estimate's table, and whether it fits `memory_gib` (with what to try when it does not)."""
+    from acetune.train.memory import fits, memory_levers
+
     table = Table("part", "GiB")
     for name, value in estimate.rows():
         table.add_row(name, f"{value / 2**30:.2f}")
@@ -56,12 +63,11 @@ def estimate_memory_command(
                   f"{run.data.batch_size}, checkpointing {run.loop.gradient_checkpointing}"
                   + (", MLP recomputed" if run.loop.recompute_mlp else ""))
     console.print(table)
-    if memory_gib is not None:
-        need = estimate.total / 2**30
-        if not fits(estimate.total, memory_gib * 2**30):
-            recompute = "" if run.loop.recompute_mlp else "--set loop.recompute_mlp=true, "
-            console.print(f"[red]does not fit[/]: {need:.1f} GiB predicted for {memory_gib:.0f} GiB. Try "
-                          f"{recompute}--set loop.gradient_checkpointing=1.0, a shorter data.crop_frames, or a "
-                          "LoRA preset (`acetune presets list`).")
-        else:
-            console.print(f"[green]fits[/]: {need:.1f} GiB of {memory_gib:.0f} GiB")
+    if memory_gib is None:
+        return
+    need = estimate.total / 2**30
+    if fits(estimate.total, memory_gib * 2**30):
+        console.print(f"[green]fits[/]: {need:.1f} GiB of {memory_gib:.0f} GiB")
+    else:
+        console.print(f"[red]does not fit[/]: {need:.1f} GiB predicted for {memory_gib:.0f} GiB. Try "
+                      f"{memory_levers(run, as_flags=True)} (`acetune presets list`).")

@@ -315,3 +315,14 @@ def check_full_fits(config: RunConfig, model_config: ModelConfig, device: torch.
         raise TrainingError(f"a full fine-tune needs about {need / 2**30:.1f} GiB, the GPU has {have / 2**30:.1f} GiB",
                             fix="train a LoRA instead (--adapter lora, or a vram_* preset), or enable "
                                 "loop.gradient_checkpointing and a shorter data.crop_frames")
+
+
+def memory_levers(run: RunConfig, as_flags: bool) -> str:
+    """What to try when `run` does not fit, cheapest first; levers already pulled are left out.
+
+    `as_flags` spells the config keys as the CLI's `--set key=value`, else as `key = value`.
+    """
+    keys = ([] if run.loop.recompute_mlp else [("loop.recompute_mlp", "true")]) + \
+        [("loop.gradient_checkpointing", "1.0")]
+    spelled = [f"--set {key}={value}" if as_flags else f"{key} = {value}" for key, value in keys]
+    return ", ".join(spelled) + ", a shorter data.crop_frames, or a smaller preset"

@@ -17,7 +17,7 @@ def memory_line(config: RunConfig) -> str:
     from acetune.model.bundle import resolve_dit
     from acetune.model.checkpoint import read_model_config
     from acetune.model.devices import resolve_device, resolve_precision
-    from acetune.train.memory import estimate_memory, fits
+    from acetune.train.memory import estimate_memory, fits, memory_levers
 
     checkpoints = config.data.checkpoint_dir
     if checkpoints and Path(checkpoints).is_dir():
@@ -33,9 +33,7 @@ def memory_line(config: RunConfig) -> str:
     if memory is None:
         return line + f"; device {device}: memory not known"
     if not fits(need, memory):
-        recompute = "" if config.loop.recompute_mlp else "loop.recompute_mlp = true, "
-        return (line + f"; DOES NOT FIT {memory:.0f} GiB on {device}: try {recompute}"
-                "loop.gradient_checkpointing = 1.0, a shorter data.crop_frames, or a smaller preset")
+        return line + f"; DOES NOT FIT {memory:.0f} GiB on {device}: try {memory_levers(config, as_flags=False)}"
     return line + f"; fits {memory:.0f} GiB on {device}"
 
 
